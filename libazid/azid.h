@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * libazid: Azure managed-identity tokens and Key Vault secrets for Linux
+ * logins.  See libazid(3).  Contract: azid.conf(5), pam_azid(8), azid(1).
+ *
+ * Every function that can fail returns an azid_status and, when given a
+ * non-NULL azid_error, fills it with the same status and a one-line message
+ * that names what failed and what to do.  No message ever contains a token
+ * or a secret.  Objects are not shared between threads; distinct objects may
+ * be used from distinct threads at once.
+ */
+#ifndef AZID_AZID_H
+#define AZID_AZID_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AZID_DEFAULT_RESOURCE "https://management.azure.com/"
+#define AZID_DEFAULT_TIMEOUT_MS 5000
+/* Keys expire this many seconds before the token does. */
+#define AZID_EXPIRY_SKEW_S 60
+
+/* ---- status and errors ------------------------------------------------ */
+
+typedef enum azid_status {
+    AZID_OK = 0,
+    AZID_ERR_ARGUMENT,    /* a bad argument, option or value */
+    AZID_ERR_CONFIG,      /* config file unreadable, unsafe or malformed */
+    AZID_ERR_NOMEM,       /* out of memory */
+    AZID_ERR_NO_SOURCE,   /* no managed-identity source here (not on Azure) */
+    AZID_ERR_UNREACHABLE, /* every attempt failed in transport (refused, reset, cut off) */
+    AZID_ERR_TIMEOUT,     /* the total time budget ran out */
+    AZID_ERR_HTTP,        /* the endpoint answered an error status (see http_status) */
+    AZID_ERR_RESPONSE,    /* a success response that is not a valid token or secret */
+    AZID_ERR_KEYRING,     /* kernel keyring unavailable or an operation on it failed */
+    AZID_ERR_QUOTA,       /* the user's key quota is full (EDQUOT) */
+    AZID_ERR_NOT_SESSION, /* the session keyring is not a per-login keyring of the user */
+    AZID_ERR_NOT_FOUND,   /* no such key, or it has expired */
+    AZID_ERR_SYSTEM       /* another operating-system error (named in the message) */
+} azid_status;
+
+typedef struct azid_error {
+    azid_status status;
+    long http_status;  /* last HTTP status received, 0 when none was */
+    char message[512]; /* one line, no trailing newline */
+} azid_error;
+
+/* Short stable name of a status ("timeout", "http", ...). */
+const char *azid_status_name(azid_status status);
+/* Package version, e.g. "0.1.0". */
+const char *azid_version(void);
+
+/* ---- tokens and secrets ----------------------------------------------- */
+
+typedef struct azid_token azid_token;
+
+const char *azid_token_value(const azid_token *token); /* NUL-terminated */
+size_t azid_token_length(const azid_token *token);
+int64_t azid_token_expires_on(const azid_token *token); /* epoch seconds */
+const char *azid_token_resource(const azid_token *token);
+const char *azid_token_type(const azid_token *token); /* "Bearer" */
+/* Wipes the token's memory, then frees it.  NULL is a no-op. */
+void azid_token_free(azid_token *token);
+
+typedef struct azid_secret azid_secret;
+
+const char *azid_secret_value(const azid_secret *secret); /* NUL-terminated */
+size_t azid_secret_length(const azid_secret *secret);
+const char *azid_secret_vault_host(const azid_secret *secret); /* "v.vault.azure.net" */
+const char *azid_secret_name(const azid_secret *secret);
+/* When the stored copy must expire: the vault token's expiry, or the
+ * secret's own "exp" attribute when that is earlier. */
+int64_t azid_secret_expires_on(const azid_secret *secret);
+void azid_secret_free(azid_secret *secret); /* wipes, then frees */
+
+/* ---- the identity client ---------------------------------------------- */
+
+typedef enum azid_source {
+    AZID_SOURCE_AUTO = 0,
+    AZID_SOURCE_IMDS,
+    AZID_SOURCE_ARC,
+    AZID_SOURCE_APPSERVICE,
+    AZID_SOURCE_CLOUDSHELL,
+    AZID_SOURCE_WORKLOAD
+} azid_source;
+
+/* "auto", "imds", "arc", "appservice", "cloudshell", "workload". */
+const char *azid_source_name(azid_source source);
+/* Parses those names; AZID_ERR_ARGUMENT otherwise. */
+azid_status azid_source_parse(const char *name, azid_source *out, azid_error *err);
+
+typedef enum azid_identity_kind {
+    AZID_IDENTITY_SYSTEM = 0, /* system-assigned */
+    AZID_IDENTITY_CLIENT_ID,
+    AZID_IDENTITY_OBJECT_ID,
+    AZID_IDENTITY_MSI_RES_ID
+} azid_identity_kind;
+
+typedef struct azid_client azid_client;
+
+/* NULL only when out of memory.  Defaults: source auto, system-assigned
+ * identity, AZID_DEFAULT_TIMEOUT_MS. */
+azid_client *azid_client_new(void);
+void azid_client_free(azid_client *client);
+
+azid_status azid_client_set_source(azid_client *client, azid_source source, azid_error *err);
+/* Token endpoint base, scheme://host[:port] (http or https, no path). */
+azid_status azid_client_set_endpoint(azid_client *client, const char *base_url, azid_error *err);
+azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kind,
+                                     const char *value, azid_error *err);
+/* Total wall-clock budget for all network work of this client, retries
+ * included.  It starts with the client's first request and covers every
+ * later request; it is never exceeded by more than 0.5 s. */
+azid_status azid_client_set_timeout_ms(azid_client *client, long timeout_ms, azid_error *err);
+/* Extra CA bundle for HTTPS (Key Vault). */
+azid_status azid_client_set_ca_file(azid_client *client, const char *path, azid_error *err);
+
+/* Which source the client uses: the configured one, or what auto-detection
+ * finds (environment, Arc agent, DMI asset tag).  AZID_ERR_NO_SOURCE, fast,
+ * when there is none and no endpoint was set. */
+azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
+                                       azid_error *err);
+/* The token endpoint URL the client would ask (no query); for messages and
+ * `azid doctor`.  Valid until the client changes or is freed. */
+const char *azid_client_endpoint(const azid_client *client);
+
+azid_status azid_client_get_token(azid_client *client, const char *resource,
+                                  azid_token **out, azid_error *err);
+/* Reads https://<vault>.vault.azure.net/secrets/<name>[/<version>] with a
+ * token for https://vault.azure.net from the same client. */
+azid_status azid_client_get_secret(azid_client *client, const char *secret_url,
+                                   azid_secret **out, azid_error *err);
+
+/* ---- kernel keyring ------------------------------------------------------ */
+
+typedef enum azid_keyring {
+    AZID_KEYRING_SESSION = 0,
+    AZID_KEYRING_USER,
+    AZID_KEYRING_PERSISTENT
+} azid_keyring;
+
+const char *azid_keyring_name(azid_keyring keyring); /* "session", "user", "persistent" */
+azid_status azid_keyring_parse(const char *name, azid_keyring *out, azid_error *err);
+
+/* Key descriptions: "azid:token:<resource>" and "azid:secret:<host>/<name>".
+ * Returned strings are malloc'ed; NULL when out of memory. */
+char *azid_key_description_token(const char *resource);
+char *azid_key_description_secret(const char *vault_host, const char *name);
+
+/* AZID_OK when the calling process's session keyring is a per-login keyring
+ * owned by uid (pam_keyinit ran); AZID_ERR_NOT_SESSION when it is the
+ * user-session keyring, shared or owned by someone else; AZID_ERR_KEYRING
+ * when the keyring facility is unavailable (seccomp, no CONFIG_KEYS). */
+azid_status azid_keyring_check_session(uid_t uid, azid_error *err);
+
+/* Stores payload as a "user" key in the calling process's target keyring
+ * (for AZID_KEYRING_USER/PERSISTENT: those of uid), owned by uid/gid and
+ * charged to uid's quota, possessor view/read/write/search/setattr, owner
+ * view, expiring at expires_on - AZID_EXPIRY_SKEW_S.  An existing key of
+ * that description is updated and its timeout set again. */
+azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid,
+                               const char *description, const void *payload,
+                               size_t length, int64_t expires_on,
+                               int32_t *serial, azid_error *err);
+
+/* Invalidates a key stored earlier; a key already gone is not an error. */
+azid_status azid_keyring_remove(int32_t serial, azid_error *err);
+
+/* Reads a key the caller possesses (session keyring, then user keyrings).
+ * *payload is malloc'ed and NUL-terminated; wipe and free it after use. */
+azid_status azid_keyring_read(const char *description, char **payload, size_t *length,
+                              azid_error *err);
+
+typedef struct azid_key_info {
+    int32_t serial;
+    const char *description; /* "azid:token:..." */
+    long seconds_left;       /* -1 when the key has no timeout */
+} azid_key_info;
+
+/* Calls visit for each azid key the caller can see; never reads values. */
+azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx), void *ctx,
+                              azid_error *err);
+
+/* ---- configuration (module arguments + /etc/azid.conf) ------------------ */
+
+typedef struct azid_config azid_config;
+
+azid_config *azid_config_new(void); /* NULL only when out of memory */
+void azid_config_free(azid_config *config);
+
+/* One module argument: "key=value" or a bare flag ("debug").  Arguments win
+ * over the file.  An unknown or malformed argument is AZID_ERR_ARGUMENT
+ * naming it; the configuration is otherwise unchanged. */
+azid_status azid_config_apply_arg(azid_config *config, const char *arg, azid_error *err);
+
+/* Reads the config file (config= or the built-in path): lines outside Match
+ * blocks, and the Match blocks that match user (by name, primary and
+ * supplementary groups).  user NULL applies no Match block.  A missing file
+ * is fine; an unsafe or malformed one is AZID_ERR_CONFIG naming file and
+ * line, and nothing of it applies. */
+azid_status azid_config_load(azid_config *config, const char *user, azid_error *err);
+
+/* The effective value of a scalar setting as text ("timeout" -> "5"), NULL
+ * for an unknown key or an unset one without a default. */
+const char *azid_config_get(const azid_config *config, const char *key);
+/* Resources and secret URLs granted; the default resource when no resource
+ * is named anywhere. */
+size_t azid_config_resources(const azid_config *config, const char *const **list);
+size_t azid_config_secrets(const azid_config *config, const char *const **list);
+long azid_config_timeout_ms(const azid_config *config);
+azid_keyring azid_config_keyring(const azid_config *config);
+int azid_config_fail_closed(const azid_config *config);
+int azid_config_debug(const azid_config *config);
+
+/* A client set up from the configuration (source, endpoint, identity,
+ * timeout, CA file). */
+azid_status azid_config_new_client(const azid_config *config, azid_client **out,
+                                   azid_error *err);
+
+/* Calls emit once per line describing the effective settings and which
+ * Match lines applied; never a secret value. */
+void azid_config_dump(const azid_config *config, void (*emit)(const char *line, void *ctx),
+                      void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AZID_AZID_H */
