@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: MIT
+ * The identity client: settings, the time budget, the retrying request
+ * loop and the token request of each source. */
+#include "config.h"
+
+#include "client.h"
+
+#include "retry.h"
+#include "token.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Anything longer than an hour is a configuration mistake, not a budget. */
+#define CLIENT_MAX_TIMEOUT_MS (3600L * 1000)
+#define CLIENT_MAX_ASSERTION (64 * 1024)
+
+static const char *const source_names[] = {
+    [AZID_SOURCE_AUTO] = "auto",
+    [AZID_SOURCE_IMDS] = "imds",
+    [AZID_SOURCE_ARC] = "arc",
+    [AZID_SOURCE_APPSERVICE] = "appservice",
+    [AZID_SOURCE_CLOUDSHELL] = "cloudshell",
+    [AZID_SOURCE_WORKLOAD] = "workload",
+};
+#define N_SOURCES (sizeof source_names / sizeof source_names[0])
+
+const char *azid_source_name(azid_source source)
+{
+    return (unsigned)source < N_SOURCES ? source_names[source] : "unknown";
+}
+
+azid_status azid_source_parse(const char *name, azid_source *out, azid_error *err)
+{
+    for (size_t i = 0; name && i < N_SOURCES; i++)
+        if (strcmp(name, source_names[i]) == 0) {
+            *out = (azid_source)i;
+            return AZID_OK;
+        }
+    return err_set(err, AZID_ERR_ARGUMENT,
+                   "unknown source '%s': use auto, imds, arc, appservice, cloudshell or workload",
+                   name ? name : "");
+}
+
+azid_client *azid_client_new(void)
+{
+    azid_client *c = calloc(1, sizeof *c);
+    if (c) {
+        c->timeout_ms = AZID_DEFAULT_TIMEOUT_MS;
+        source_config_clear(&c->cfg);
+    }
+    return c;
+}
+
+void azid_client_free(azid_client *client)
+{
+    if (!client)
+        return;
+    free(client->endpoint_base);
+    free(client->identity_value);
+    free(client->ca_file);
+    source_config_clear(&client->cfg);
+    explicit_bzero(client, sizeof *client);
+    free(client);
+}
+
+static void invalidate(azid_client *c)
+{
+    c->resolved = 0;
+    source_config_clear(&c->cfg);
+}
+
+azid_status azid_client_set_source(azid_client *client, azid_source source, azid_error *err)
+{
+    if ((unsigned)source >= N_SOURCES)
+        return err_set(err, AZID_ERR_ARGUMENT, "unknown source number %d", (int)source);
+    client->source = source;
+    invalidate(client);
+    return AZID_OK;
+}
+
+/* Replaces *slot with a copy of value (NULL clears it). */
+static azid_status replace(char **slot, const char *value, azid_error *err)
+{
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return err_set(err, AZID_ERR_NOMEM, "out of memory");
+    free(*slot);
+    *slot = copy;
+    return AZID_OK;
+}
+
+azid_status azid_client_set_endpoint(azid_client *client, const char *base_url, azid_error *err)
+{
+    if (base_url && source_check_base_url(base_url, err) != AZID_OK)
+        return AZID_ERR_ARGUMENT;
+    invalidate(client);
+    return replace(&client->endpoint_base, base_url, err);
+}
+
+static const char *selector_name(azid_identity_kind kind)
+{
+    switch (kind) {
+    case AZID_IDENTITY_CLIENT_ID: return "client_id";
+    case AZID_IDENTITY_OBJECT_ID: return "object_id";
+    case AZID_IDENTITY_MSI_RES_ID: return "msi_res_id";
+    case AZID_IDENTITY_SYSTEM: break;
+    }
+    return NULL;
+}
+
+azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kind,
+                                     const char *value, azid_error *err)
+{
+    if (kind == AZID_IDENTITY_SYSTEM) {
+        client->identity_kind = kind;
+        return replace(&client->identity_value, NULL, err);
+    }
+    if (!selector_name(kind))
+        return err_set(err, AZID_ERR_ARGUMENT, "unknown identity kind %d", (int)kind);
+    if (!value || token_find_bad_char(value, strlen(value)) >= 0)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "%s= needs a value without spaces or control characters",
+                       selector_name(kind));
+    azid_status st = replace(&client->identity_value, value, err);
+    if (st == AZID_OK)
+        client->identity_kind = kind;
+    return st;
+}
+
+azid_status azid_client_set_timeout_ms(azid_client *client, long timeout_ms, azid_error *err)
+{
+    if (timeout_ms <= 0 || timeout_ms > CLIENT_MAX_TIMEOUT_MS)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "timeout %ld ms is out of range (1 ms to %ld s)", timeout_ms,
+                       CLIENT_MAX_TIMEOUT_MS / 1000);
+    client->timeout_ms = timeout_ms;
+    return AZID_OK;
+}
+
+azid_status azid_client_set_ca_file(azid_client *client, const char *path, azid_error *err)
+{
+    if (path && access(path, R_OK) != 0)
+        return err_set(err, AZID_ERR_ARGUMENT, "cannot read CA file %s: %s", path,
+                       strerror(errno));
+    return replace(&client->ca_file, path, err);
+}
+
+azid_status client_resolve(azid_client *client, azid_error *err)
+{
+    if (client->resolved)
+        return AZID_OK;
+    azid_status st = source_resolve(source_view_system(), client->source,
+                                    client->endpoint_base, &client->cfg, err);
+    client->resolved = st == AZID_OK;
+    return st;
+}
+
+azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
+                                       azid_error *err)
+{
+    err_clear(err);
+    azid_status st = client_resolve(client, err);
+    if (st == AZID_OK && source)
+        *source = client->cfg.source;
+    return st;
+}
+
+const char *azid_client_endpoint(const azid_client *client)
+{
+    /* Resolving only fills a cache; the client's settings are unchanged. */
+    azid_client *c = (azid_client *)client;
+    return client_resolve(c, NULL) == AZID_OK ? c->cfg.token_url : NULL;
+}
+
+long client_remaining_ms(azid_client *client)
+{
+    int64_t now = now_ms();
+    if (client->deadline_ms == 0)
+        client->deadline_ms = now + client->timeout_ms;
+    return (long)(client->deadline_ms - now);
+}
+
+static void sleep_ms(long ms)
+{
+    int64_t until = now_ms() + ms;
+    for (int64_t left = ms; left > 0; left = until - now_ms()) {
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- the request loop ------------------------------------------------- */
+
+struct failure {
+    long status;          /* last HTTP status, 0 for a transport failure */
+    char text[320];       /* endpoint's error text, or the transport error */
+    azid_status transport; /* for status 0: AZID_ERR_TIMEOUT (cut off) or UNREACHABLE */
+    long retry_after_ms;
+};
+
+static azid_status fail_final(azid_client *c, const struct client_call *call,
+                              const struct failure *f, enum retry_verdict verdict,
+                              int attempts, azid_error *err)
+{
+    double budget_s = (double)c->timeout_ms / 1000;
+    if (f->status == 0) {
+        if (f->transport == AZID_ERR_TIMEOUT || verdict == RETRY_STOP_BUDGET)
+            return err_set_http(err, f->transport == AZID_ERR_TIMEOUT ? AZID_ERR_TIMEOUT
+                                                                      : AZID_ERR_UNREACHABLE, 0,
+                                "%s %s: no token within the %.1f s time budget (%d attempt%s; "
+                                "last: %s)", call->label, call->url, budget_s, attempts,
+                                attempts == 1 ? "" : "s", f->text);
+        return err_set_http(err, AZID_ERR_UNREACHABLE, 0,
+                            "%s %s: %s (%d attempts); check that the endpoint is up and "
+                            "reachable", call->label, call->url, f->text, attempts);
+    }
+    const char *hint = call->hint ? call->hint(f->status, f->text, call->hint_ctx) : NULL;
+    char why[160] = "";
+    if (verdict == RETRY_STOP_ATTEMPTS)
+        snprintf(why, sizeof why, " (after %d attempts)", attempts);
+    else if (verdict == RETRY_STOP_BUDGET)
+        snprintf(why, sizeof why, " (%d attempt%s; no retry fits in the %.1f s time budget)",
+                 attempts, attempts == 1 ? "" : "s", budget_s);
+    else if (verdict == RETRY_STOP_RETRY_AFTER)
+        snprintf(why, sizeof why, " (it asked to retry after %.1f s, past the %.1f s time "
+                 "budget)", (double)f->retry_after_ms / 1000, budget_s);
+    return err_set_http(err, AZID_ERR_HTTP, f->status, "%s %s: HTTP %ld%s%s%s%s%s",
+                        call->label, call->url, f->status, f->text[0] ? " " : "", f->text, why,
+                        hint ? " \xe2\x80\x94 " : "", hint ? hint : "");
+}
+
+azid_status client_perform(azid_client *c, const struct client_call *call,
+                           struct http_response *resp, azid_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    size_t n_headers = 0;
+    const char *headers[8];
+    for (const char *const *h = call->headers; h && *h && n_headers < 6; h++)
+        headers[n_headers++] = *h;
+    headers[n_headers] = NULL;
+
+    size_t url_len = strlen(call->url) + (call->query ? strlen(call->query) : 0) + 1;
+    char *full = malloc(url_len), *auth = NULL;
+    if (!full)
+        return err_set(err, AZID_ERR_NOMEM, "out of memory");
+    snprintf(full, url_len, "%s%s", call->url, call->query ? call->query : "");
+
+    long remaining = client_remaining_ms(c);
+    azid_status st;
+    if (remaining <= 0) {
+        st = err_set(err, AZID_ERR_TIMEOUT,
+                     "%s %s: the %.1f s time budget was already spent by earlier requests",
+                     call->label, call->url, (double)c->timeout_ms / 1000);
+        goto out;
+    }
+    struct failure f;
+    for (int attempts = 1;; attempts++) {
+        long attempt_ms = retry_attempt_timeout_ms(c->timeout_ms, remaining);
+        struct http_request req = {
+            .method = call->method,
+            .url = full,
+            .headers = headers,
+            .body = call->body,
+            .ca_file = c->ca_file,
+            .connect_timeout_ms = attempt_ms < RETRY_CONNECT_TIMEOUT_MS ? attempt_ms
+                                                                        : RETRY_CONNECT_TIMEOUT_MS,
+            .timeout_ms = attempt_ms,
+            .max_body = call->max_body,
+        };
+        azid_error aerr;
+        err_clear(&aerr);
+        http_response_clear(resp);
+        st = http_perform(&req, resp, &aerr);
+        memset(&f, 0, sizeof f);
+        f.retry_after_ms = -1;
+        if (st == AZID_OK && resp->status >= 200 && resp->status <= 299)
+            goto out;
+        if (st == AZID_OK && resp->status == 401 && call->arc_challenge && !auth) {
+            char *key;
+            st = source_arc_read_key(resp->www_authenticate, SOURCE_ARC_TOKEN_DIR, &key, &aerr);
+            if (st != AZID_OK) {
+                err_set_http(err, st, 401, "%s %s: %s", call->label, call->url, aerr.message);
+                goto out;
+            }
+            size_t alen = strlen(key) + sizeof "Authorization: Basic ";
+            auth = malloc(alen);
+            if (auth)
+                snprintf(auth, alen, "Authorization: Basic %s", key);
+            wipe_free_str(key);
+            if (!auth) {
+                st = err_set(err, AZID_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            headers[n_headers++] = auth;
+            headers[n_headers] = NULL;
+            remaining = client_remaining_ms(c);
+            if (remaining > 0)
+                continue; /* the challenge's answer is not a retry: no backoff */
+            f.transport = AZID_ERR_TIMEOUT;
+            snprintf(f.text, sizeof f.text, "the Arc challenge used up the budget");
+            st = fail_final(c, call, &f, RETRY_STOP_BUDGET, attempts, err);
+            goto out;
+        }
+        int retryable;
+        if (st == AZID_OK) {
+            f.status = resp->status;
+            f.retry_after_ms = resp->retry_after_ms;
+            token_describe_error(resp->body, resp->length, f.text, sizeof f.text);
+            retryable = retry_status_retryable(f.status);
+        } else if (st == AZID_ERR_TIMEOUT || st == AZID_ERR_UNREACHABLE) {
+            f.transport = st;
+            memcpy(f.text, aerr.message, sizeof f.text - 1);
+            f.text[sizeof f.text - 1] = '\0';
+            retryable = 1;
+        } else {
+            err_set_http(err, st, resp->status, "%s %s: %s", call->label, call->url,
+                         aerr.message);
+            goto out;
+        }
+        remaining = client_remaining_ms(c);
+        struct retry_decision d = retry_decide(attempts, retryable, f.retry_after_ms, remaining);
+        if (d.verdict != RETRY_AGAIN) {
+            st = fail_final(c, call, &f, d.verdict, attempts, err);
+            goto out;
+        }
+        sleep_ms(d.delay_ms);
+        remaining = client_remaining_ms(c);
+    }
+out:
+    if (st != AZID_OK)
+        http_response_clear(resp);
+    wipe_free_str(auth);
+    free(full);
+    return st;
+}
+
+/* ---- hints -------------------------------------------------------------- */
+
+const char *client_imds_hint(long status, const char *error_text, const char *selector)
+{
+    if (status == 400 && strstr(error_text, "Identity not found")) {
+#define NOT_FOUND(key) "the VM has no managed identity with that id; assign one (az vm identity " \
+                       "assign) or fix " key "="
+        static const char *const by_selector[][2] = {
+            {"client_id", NOT_FOUND("client_id")},
+            {"object_id", NOT_FOUND("object_id")},
+            {"msi_res_id", NOT_FOUND("msi_res_id")},
+        };
+#undef NOT_FOUND
+        for (size_t i = 0; selector && i < sizeof by_selector / sizeof by_selector[0]; i++)
+            if (strcmp(selector, by_selector[i][0]) == 0)
+                return by_selector[i][1];
+        return "the machine has no system-assigned managed identity; enable one (az vm "
+               "identity assign) or name a user-assigned one with client_id=";
+    }
+    if (status == 400 && strstr(error_text, "Multiple user assigned"))
+        return "the VM has several user-assigned identities; name one with client_id=, "
+               "object_id= or msi_res_id=";
+    if (status == 400 && strstr(error_text, "bad_request_102"))
+        return "the Metadata header did not arrive; is something between azid and the "
+               "endpoint rewriting requests?";
+    if (status == 400)
+        return "the endpoint refused the request; check resource= and the identity settings";
+    if (status == 401 || status == 403)
+        return "the endpoint refused azid's credentials";
+    if (status == 404 || status == 410)
+        return "the endpoint is missing or being updated; try again in a minute";
+    if (status == 429)
+        return "the endpoint is throttling (IMDS allows 20 requests per second per VM); "
+               "try again later";
+    if (status >= 500)
+        return "the endpoint failed; try again later";
+    return NULL;
+}
+
+static const char *imds_hint(long status, const char *error_text, void *ctx)
+{
+    return client_imds_hint(status, error_text, ctx);
+}
+
+/* ---- token requests, per source ------------------------------------------ */
+
+static int has_control_char(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Reads the federated token (a JWT written by the kubelet; re-read on every
+ * request since it rotates). */
+static azid_status read_assertion(const char *path, char **out, azid_error *err)
+{
+    char *buf = malloc(CLIENT_MAX_ASSERTION + 1);
+    if (!buf)
+        return err_set(err, AZID_ERR_NOMEM, "out of memory");
+    long n = source_view_system()->read_file(NULL, path, buf, CLIENT_MAX_ASSERTION + 1);
+    if (n < 0) {
+        int e = errno;
+        wipe_free(buf, CLIENT_MAX_ASSERTION + 1);
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s", path, strerror(e));
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    if (n == 0 || n >= CLIENT_MAX_ASSERTION || token_find_bad_char(buf, (size_t)n) >= 0) {
+        wipe_free(buf, CLIENT_MAX_ASSERTION + 1);
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "AZURE_FEDERATED_TOKEN_FILE %s is empty, too large or not a token", path);
+    }
+    *out = buf;
+    return AZID_OK;
+}
+
+azid_status azid_client_get_token(azid_client *client, const char *resource, azid_token **out,
+                                  azid_error *err)
+{
+    err_clear(err);
+    if (!client || !out)
+        return err_set(err, AZID_ERR_ARGUMENT, "no client or no place to return the token");
+    *out = NULL;
+    if (!resource || !*resource || has_control_char(resource))
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "resource must be a non-empty URI without control characters");
+    azid_status st = client_resolve(client, err);
+    if (st != AZID_OK)
+        return st;
+
+    const struct source_config *cfg = &client->cfg;
+    const char *sel = selector_name(client->identity_kind), *sel_value = client->identity_value;
+    const char *label = source_label(cfg->source);
+    int system_only = cfg->source == AZID_SOURCE_ARC || cfg->source == AZID_SOURCE_CLOUDSHELL;
+    if (sel && (system_only || (cfg->source == AZID_SOURCE_WORKLOAD &&
+                                client->identity_kind != AZID_IDENTITY_CLIENT_ID)))
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "%s= is not supported by source %s (%s offers %s); remove it",
+                       sel, azid_source_name(cfg->source), label,
+                       system_only ? "only the machine's own identity" : "client_id= only");
+
+    struct client_call call = {
+        .label = label,
+        .url = cfg->token_url,
+        .method = "GET",
+        .max_body = TOKEN_MAX_RESPONSE,
+        .hint = imds_hint,
+        .hint_ctx = (void *)sel,
+    };
+    const char *headers[3] = {"Metadata: true", NULL, NULL};
+    char *query = NULL, *body = NULL, *extra = NULL, *assertion = NULL;
+    switch (cfg->source) {
+    case AZID_SOURCE_IMDS:
+        query = source_token_query("2018-02-01", resource, sel, sel_value);
+        break;
+    case AZID_SOURCE_ARC:
+        query = source_token_query("2019-11-01", resource, NULL, NULL);
+        call.arc_challenge = 1;
+        break;
+    case AZID_SOURCE_APPSERVICE: {
+        static const char *const appservice_selectors[] = {
+            [AZID_IDENTITY_CLIENT_ID] = "client_id",
+            [AZID_IDENTITY_OBJECT_ID] = "principal_id",
+            [AZID_IDENTITY_MSI_RES_ID] = "mi_res_id",
+        };
+        query = source_token_query("2019-08-01", resource,
+                                   sel ? appservice_selectors[client->identity_kind] : NULL,
+                                   sel_value);
+        size_t n = strlen(cfg->identity_header) + sizeof "X-IDENTITY-HEADER: ";
+        if ((extra = malloc(n)))
+            snprintf(extra, n, "X-IDENTITY-HEADER: %s", cfg->identity_header);
+        headers[1] = extra;
+        break;
+    }
+    case AZID_SOURCE_CLOUDSHELL:
+        call.method = "POST";
+        query = strdup("");
+        if ((body = source_token_query(NULL, resource, NULL, NULL)))
+            memmove(body, body + 1, strlen(body)); /* a form body has no leading '?' */
+        break;
+    case AZID_SOURCE_WORKLOAD:
+        call.method = "POST";
+        headers[0] = NULL;
+        if ((st = read_assertion(cfg->token_file, &assertion, err)) != AZID_OK)
+            return st;
+        query = strdup("");
+        body = source_workload_form(sel ? sel_value : cfg->client_id, assertion, resource);
+        wipe_free_str(assertion);
+        break;
+    case AZID_SOURCE_AUTO:
+        break;
+    }
+    if (!query || (call.method[0] == 'P' && !body) ||
+        (cfg->source == AZID_SOURCE_APPSERVICE && !extra)) {
+        st = err_set(err, AZID_ERR_NOMEM, "out of memory building the token request");
+        goto done;
+    }
+    call.query = query;
+    call.headers = headers;
+    call.body = body;
+
+    struct http_response resp;
+    int64_t request_epoch = (int64_t)time(NULL);
+    st = client_perform(client, &call, &resp, err);
+    if (st == AZID_OK) {
+        azid_error perr;
+        err_clear(&perr);
+        st = token_parse(resp.body, resp.length, resource, request_epoch, (int64_t)time(NULL),
+                         out, &perr);
+        if (st != AZID_OK)
+            err_set_http(err, st, resp.status, "%s %s: HTTP %ld but %s", label, cfg->token_url,
+                         resp.status, perr.message);
+        http_response_clear(&resp);
+    }
+done:
+    free(query);
+    wipe_free_str(body);
+    wipe_free_str(extra);
+    return st;
+}

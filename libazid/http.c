@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT
+ * One HTTP attempt through libcurl.  Everything that makes an attempt safe
+ * inside someone else's process lives here: no signals (NOSIGNAL), no
+ * environment proxies (NOPROXY "*"; IMDS rejects proxied requests), no
+ * redirects, http/https only, a hard per-attempt timeout and a body cap. */
+#include "config.h"
+
+#include "http.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+/* Never paired with curl_global_cleanup: the library may live in sshd or
+ * login next to other curl users, and cleanup is not thread-safe. */
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct transfer {
+    struct http_response *resp;
+    size_t cap;       /* allocated size of resp->body */
+    size_t max_body;
+    int too_large;
+    int nomem;
+};
+
+/* Grows the body buffer by copying, so no stale copy of a token is left
+ * behind by realloc. */
+static int body_reserve(struct transfer *t, size_t need)
+{
+    struct http_response *r = t->resp;
+    if (need <= t->cap)
+        return 0;
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    char *grown = malloc(cap);
+    if (!grown)
+        return -1;
+    if (r->body) {
+        memcpy(grown, r->body, r->length);
+        wipe_free(r->body, t->cap);
+    }
+    r->body = grown;
+    t->cap = cap;
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct transfer *t = userdata;
+    size_t n = size * nmemb;
+    if (t->resp->length + n > t->max_body) {
+        t->too_large = 1;
+        return 0; /* aborts the transfer */
+    }
+    if (body_reserve(t, t->resp->length + n + 1) != 0) {
+        t->nomem = 1;
+        return 0;
+    }
+    memcpy(t->resp->body + t->resp->length, data, n);
+    t->resp->length += n;
+    t->resp->body[t->resp->length] = '\0';
+    return n;
+}
+
+/* Copies the value of header `name` out of a raw header line, trimmed. */
+static char *header_value(const char *line, size_t len, const char *name)
+{
+    size_t nlen = strlen(name);
+    if (len <= nlen || strncasecmp(line, name, nlen) != 0 || line[nlen] != ':')
+        return NULL;
+    const char *v = line + nlen + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return strndup(v, (size_t)(end - v));
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+{
+    struct transfer *t = userdata;
+    struct http_response *r = t->resp;
+    size_t n = size * nmemb;
+    char *v;
+    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* A new response (after 100 Continue): forget the previous headers. */
+        r->retry_after_ms = -1;
+        free(r->www_authenticate);
+        r->www_authenticate = NULL;
+    } else if ((v = header_value(line, n, "Retry-After"))) {
+        r->retry_after_ms = http_parse_retry_after(v, (long long)time(NULL));
+        free(v);
+    } else if (!r->www_authenticate && (v = header_value(line, n, "WWW-Authenticate"))) {
+        r->www_authenticate = v;
+    }
+    return n;
+}
+
+long http_parse_retry_after(const char *value, long long now_epoch)
+{
+    if (!value)
+        return -1;
+    char *end;
+    if (*value >= '0' && *value <= '9') {
+        unsigned long long s = strtoull(value, &end, 10);
+        if (*end != '\0')
+            return -1;
+        /* Clamp far-future values; the budget clips them anyway. */
+        return s > 86400 ? 86400L * 1000 : (long)s * 1000;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end != '\0')
+        return -1;
+    long long at = (long long)timegm(&tm);
+    if (at <= now_epoch)
+        return 0;
+    return at - now_epoch > 86400 ? 86400L * 1000 : (long)(at - now_epoch) * 1000;
+}
+
+char *http_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void http_response_clear(struct http_response *resp)
+{
+    if (!resp)
+        return;
+    if (resp->body)
+        wipe_free(resp->body, resp->length);
+    free(resp->www_authenticate);
+    resp->body = NULL;
+    resp->length = 0;
+    resp->www_authenticate = NULL;
+    resp->status = 0;
+    resp->retry_after_ms = -1;
+}
+
+static azid_status setup(CURL *curl, const struct http_request *req, struct transfer *t,
+                         struct curl_slist **headers, char *errbuf)
+{
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val) \
+    do { \
+        if (rc == CURLE_OK) \
+            rc = curl_easy_setopt(curl, opt, val); \
+    } while (0)
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_NOPROXY, "*");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+    SET(CURLOPT_USERAGENT, "azid/" PACKAGE_VERSION);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, t);
+    if (req->ca_file)
+        SET(CURLOPT_CAINFO, req->ca_file);
+    if (req->body) {
+        SET(CURLOPT_POSTFIELDS, req->body);
+        /* The caller's "Expect:" header (added below) avoids a 100-continue wait. */
+    } else if (strcmp(req->method, "GET") != 0) {
+        SET(CURLOPT_CUSTOMREQUEST, req->method);
+    }
+#undef SET
+    if (rc != CURLE_OK)
+        return AZID_ERR_SYSTEM;
+    struct curl_slist *list = NULL;
+    const char *fixed[] = {"Accept: application/json", "Expect:"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        struct curl_slist *next = curl_slist_append(list, fixed[i]);
+        if (!next)
+            goto nomem;
+        list = next;
+    }
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *next = curl_slist_append(list, *h);
+        if (!next)
+            goto nomem;
+        list = next;
+    }
+    *headers = list;
+    return curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list) == CURLE_OK ? AZID_OK : AZID_ERR_SYSTEM;
+nomem:
+    curl_slist_free_all(list);
+    return AZID_ERR_NOMEM;
+}
+
+/* curl_slist copies header strings; the Authorization value (Arc key,
+ * Bearer token) must not linger in freed memory. */
+static void headers_wipe_free(struct curl_slist *list)
+{
+    for (struct curl_slist *h = list; h; h = h->next)
+        explicit_bzero(h->data, strlen(h->data));
+    curl_slist_free_all(list);
+}
+
+azid_status http_perform(const struct http_request *req, struct http_response *resp,
+                         azid_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->retry_after_ms = -1;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK)
+        return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
+                       curl_easy_strerror(curl_init_result));
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return err_set(err, AZID_ERR_NOMEM, "out of memory creating an HTTP handle");
+
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct transfer t = {.resp = resp, .max_body = req->max_body};
+    struct curl_slist *headers = NULL;
+    azid_status st = setup(curl, req, &t, &headers, errbuf);
+    if (st != AZID_OK) {
+        curl_easy_cleanup(curl);
+        return err_set(err, st, "cannot set up the HTTP request (libcurl option refused)");
+    }
+
+    CURLcode rc = curl_easy_perform(curl);
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+    curl_easy_cleanup(curl);
+    headers_wipe_free(headers);
+
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        st = err_set(err, AZID_ERR_RESPONSE, "response larger than %zu bytes", req->max_body);
+    } else if (t.nomem) {
+        st = err_set(err, AZID_ERR_NOMEM, "out of memory reading the response");
+    } else if (rc == CURLE_OPERATION_TIMEDOUT && connect_us == 0) {
+        st = err_set(err, AZID_ERR_TIMEOUT, "could not connect within %.1f s",
+                     (double)req->connect_timeout_ms / 1000);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        st = err_set(err, AZID_ERR_TIMEOUT, "attempt cut off after %.1f s%s",
+                     (double)req->timeout_ms / 1000,
+                     resp->status ? " in the middle of the response" : " waiting for an answer");
+    } else if (rc != CURLE_OK) {
+        st = err_set(err, AZID_ERR_UNREACHABLE, "%s", why);
+    } else {
+        st = AZID_OK;
+        if (!resp->body && body_reserve(&t, 1) != 0)
+            return err_set(err, AZID_ERR_NOMEM, "out of memory reading the response");
+        resp->body[resp->length] = '\0';
+    }
+    return st;
+}

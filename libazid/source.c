@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT
+ * Which identity source serves this machine, and what each one's request
+ * looks like.  Detection never touches the network: off Azure it must
+ * answer at once instead of waiting for a timeout at every login. */
+#include "config.h"
+
+#include "source.h"
+
+#include "http.h"
+#include "token.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *system_get_env(void *ctx, const char *name)
+{
+    (void)ctx;
+    return secure_getenv(name);
+}
+
+static int system_path_exists(void *ctx, const char *path)
+{
+    (void)ctx;
+    return access(path, F_OK) == 0;
+}
+
+static long system_read_file(void *ctx, const char *path, char *buf, size_t size)
+{
+    (void)ctx;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return (long)n;
+}
+
+static const struct source_view system_view = {
+    system_get_env, system_path_exists, system_read_file, NULL};
+
+const struct source_view *source_view_system(void)
+{
+    return &system_view;
+}
+
+const char *source_label(azid_source source)
+{
+    switch (source) {
+    case AZID_SOURCE_IMDS: return "IMDS";
+    case AZID_SOURCE_ARC: return "Arc";
+    case AZID_SOURCE_APPSERVICE: return "App Service";
+    case AZID_SOURCE_CLOUDSHELL: return "Cloud Shell";
+    case AZID_SOURCE_WORKLOAD: return "workload identity";
+    case AZID_SOURCE_AUTO: break;
+    }
+    return "identity endpoint";
+}
+
+void source_config_clear(struct source_config *cfg)
+{
+    free(cfg->token_url);
+    free(cfg->identity_header);
+    free(cfg->client_id);
+    free(cfg->token_file);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->source = AZID_SOURCE_AUTO;
+}
+
+static const char *env(const struct source_view *v, const char *name)
+{
+    const char *value = v->get_env(v->ctx, name);
+    return value && *value ? value : NULL;
+}
+
+/* Checks scheme://host[:port][/path] with an http(s) scheme, no userinfo,
+ * query or fragment; path_ok allows a path. */
+static azid_status check_url(const char *what, const char *url, int path_ok, azid_error *err)
+{
+    const char *rest;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "%s '%s' must start with http:// or https://", what, url);
+    size_t host_len = *rest == '[' ? 0 : strcspn(rest, ":/?#@");
+    const char *p = rest + host_len;
+    if (strchr(rest, '@'))
+        return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' must not contain user information",
+                       what, url);
+    if (*rest == '[') { /* IPv6 literal */
+        const char *close = strchr(rest, ']');
+        if (!close)
+            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has an unterminated [IPv6] host",
+                           what, url);
+        host_len = (size_t)(close + 1 - rest);
+        p = close + 1;
+    }
+    if (host_len == 0)
+        return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has no host", what, url);
+    for (const char *h = rest; h < rest + host_len; h++)
+        if ((unsigned char)*h <= ' ' || (unsigned char)*h >= 0x7f)
+            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has a space or control character",
+                           what, url);
+    if (*p == ':') {
+        char *end;
+        errno = 0;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535 || errno || (*end && !strchr("/?#", *end)))
+            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has an invalid port (1-65535)",
+                           what, url);
+        p = end;
+    }
+    if (*p == '\0' || (*p == '/' && p[1] == '\0'))
+        return AZID_OK;
+    if (*p == '/' && path_ok && !strpbrk(p, "?#@ \t\r\n"))
+        return AZID_OK;
+    return err_set(err, AZID_ERR_ARGUMENT,
+                   "%s '%s' must be scheme://host[:port] with nothing after it (no path, query "
+                   "or fragment)", what, url);
+}
+
+azid_status source_check_base_url(const char *url, azid_error *err)
+{
+    return check_url("endpoint", url, 0, err);
+}
+
+/* base (trailing '/' dropped) + path, malloc'ed. */
+static char *join(const char *base, const char *path)
+{
+    size_t n = strlen(base);
+    if (n && base[n - 1] == '/')
+        n--;
+    char *out = malloc(n + strlen(path) + 1);
+    if (out) {
+        memcpy(out, base, n);
+        strcpy(out + n, path);
+    }
+    return out;
+}
+
+static int dup_into(char **dst, const char *src)
+{
+    if (!src)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+/* Fills the per-source parameters, from the environment where the source
+ * takes them from there. */
+static azid_status configure(const struct source_view *v, azid_source source, const char *base,
+                             struct source_config *out, azid_error *err)
+{
+    const char *label = source_label(source);
+    char *url = NULL;
+    out->source = source;
+    switch (source) {
+    case AZID_SOURCE_IMDS:
+    case AZID_SOURCE_ARC:
+        if (!base && source == AZID_SOURCE_ARC && env(v, "IDENTITY_ENDPOINT")) {
+            if (check_url("IDENTITY_ENDPOINT", env(v, "IDENTITY_ENDPOINT"), 1, err) != AZID_OK)
+                return err->status;
+            url = strdup(env(v, "IDENTITY_ENDPOINT"));
+        } else {
+            url = join(base ? base : source == AZID_SOURCE_ARC ? SOURCE_ARC_BASE
+                                                                : SOURCE_IMDS_BASE,
+                       SOURCE_TOKEN_PATH);
+        }
+        break;
+    case AZID_SOURCE_APPSERVICE:
+    case AZID_SOURCE_CLOUDSHELL: {
+        const char *var = source == AZID_SOURCE_APPSERVICE ? "IDENTITY_ENDPOINT" : "MSI_ENDPOINT";
+        if (source == AZID_SOURCE_APPSERVICE && !env(v, "IDENTITY_HEADER"))
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "source appservice needs IDENTITY_HEADER in the environment (set by "
+                           "App Service); it is not set");
+        if (base) {
+            url = join(base, SOURCE_MSI_PATH);
+        } else if (!env(v, var)) {
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "source %s needs %s in the environment (set by %s) or endpoint=",
+                           azid_source_name(source), var, label);
+        } else {
+            if (check_url(var, env(v, var), 1, err) != AZID_OK)
+                return err->status;
+            url = strdup(env(v, var));
+        }
+        if (dup_into(&out->identity_header, source == AZID_SOURCE_APPSERVICE
+                                                ? env(v, "IDENTITY_HEADER") : NULL) != 0)
+            goto nomem;
+        break;
+    }
+    case AZID_SOURCE_WORKLOAD: {
+        const char *tenant = env(v, "AZURE_TENANT_ID"), *file = env(v, "AZURE_FEDERATED_TOKEN_FILE");
+        const char *authority = env(v, "AZURE_AUTHORITY_HOST");
+        if (!tenant || !file || !env(v, "AZURE_CLIENT_ID"))
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "source workload needs AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+                           "AZURE_FEDERATED_TOKEN_FILE in the environment (set by the AKS "
+                           "workload identity webhook)");
+        if (!base && authority && strncmp(authority, "https://", 8) != 0)
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "AZURE_AUTHORITY_HOST '%s' must be an https:// URL", authority);
+        if (strspn(tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+            strlen(tenant))
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "AZURE_TENANT_ID '%s' is not a tenant id or domain", tenant);
+        char *root = join(base ? base : authority ? authority : SOURCE_AUTHORITY_DEFAULT, "/");
+        if (!root)
+            goto nomem;
+        size_t n = strlen(root) + strlen(tenant) + sizeof "/oauth2/v2.0/token";
+        url = malloc(n);
+        if (url)
+            snprintf(url, n, "%s%s/oauth2/v2.0/token", root, tenant);
+        free(root);
+        if (dup_into(&out->client_id, env(v, "AZURE_CLIENT_ID")) != 0 ||
+            dup_into(&out->token_file, file) != 0)
+            goto nomem;
+        break;
+    }
+    case AZID_SOURCE_AUTO:
+        return err_set(err, AZID_ERR_ARGUMENT, "no source to configure");
+    }
+    if (!url)
+        goto nomem;
+    out->token_url = url;
+    return AZID_OK;
+nomem:
+    free(url);
+    return err_set(err, AZID_ERR_NOMEM, "out of memory configuring the %s source", label);
+}
+
+/* Detection proper: which source the environment and machine point at. */
+static azid_status detect(const struct source_view *v, azid_source *found, azid_error *err)
+{
+    char tag[128];
+    if (env(v, "IDENTITY_ENDPOINT") && env(v, "IDENTITY_HEADER"))
+        *found = AZID_SOURCE_APPSERVICE;
+    else if (env(v, "IDENTITY_ENDPOINT") && env(v, "IMDS_ENDPOINT"))
+        *found = AZID_SOURCE_ARC;
+    else if (env(v, "MSI_ENDPOINT"))
+        *found = AZID_SOURCE_CLOUDSHELL;
+    else if (env(v, "AZURE_TENANT_ID") && env(v, "AZURE_CLIENT_ID") &&
+             env(v, "AZURE_FEDERATED_TOKEN_FILE"))
+        *found = AZID_SOURCE_WORKLOAD;
+    else if (v->path_exists(v->ctx, SOURCE_ARC_AGENT))
+        *found = AZID_SOURCE_ARC;
+    else if (v->read_file(v->ctx, SOURCE_DMI_ASSET_TAG_FILE, tag, sizeof tag) >= 0 &&
+             (tag[strcspn(tag, "\r\n \t")] = '\0', strcmp(tag, SOURCE_AZURE_ASSET_TAG) == 0))
+        *found = AZID_SOURCE_IMDS;
+    else
+        return err_set(err, AZID_ERR_NO_SOURCE,
+                       "not an Azure VM (no Azure asset tag in %s, no Arc agent): set endpoint= "
+                       "to use another token endpoint", SOURCE_DMI_ASSET_TAG_FILE);
+    return AZID_OK;
+}
+
+azid_status source_resolve(const struct source_view *view, azid_source wanted,
+                           const char *endpoint_base, struct source_config *out,
+                           azid_error *err)
+{
+    source_config_clear(out);
+    azid_source source = wanted;
+    if (endpoint_base && source_check_base_url(endpoint_base, err) != AZID_OK)
+        return AZID_ERR_ARGUMENT;
+    if (source == AZID_SOURCE_AUTO) {
+        if (endpoint_base)
+            source = AZID_SOURCE_IMDS;
+        else if (detect(view, &source, err) != AZID_OK)
+            return AZID_ERR_NO_SOURCE;
+    }
+    azid_error local;
+    azid_status st = configure(view, source, endpoint_base, out, err ? err : &local);
+    if (st != AZID_OK)
+        source_config_clear(out);
+    return st;
+}
+
+/* Appends "<sep>name=<encoded value>" to *q; -1 when out of memory. */
+static int append_param(char **q, size_t *len, char sep, const char *name, const char *value)
+{
+    char *enc = http_escape(value);
+    if (!enc)
+        return -1;
+    size_t add = 1 + strlen(name) + 1 + strlen(enc);
+    char *grown = realloc(*q, *len + add + 1);
+    if (!grown) {
+        free(enc);
+        return -1;
+    }
+    *q = grown;
+    sprintf(*q + *len, "%c%s=%s", sep, name, enc);
+    *len += add;
+    free(enc);
+    return 0;
+}
+
+char *source_token_query(const char *api_version, const char *resource,
+                         const char *selector_name, const char *selector_value)
+{
+    char *q = NULL;
+    size_t len = 0;
+    if ((api_version && append_param(&q, &len, '?', "api-version", api_version) != 0) ||
+        append_param(&q, &len, api_version ? '&' : '?', "resource", resource) != 0 ||
+        (selector_name && append_param(&q, &len, '&', selector_name, selector_value) != 0)) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+char *source_workload_form(const char *client_id, const char *assertion, const char *resource)
+{
+    static const char suffix[] = "/.default";
+    size_t rlen = strlen(resource);
+    int has_suffix = rlen >= sizeof suffix - 1 && strcmp(resource + rlen - (sizeof suffix - 1), suffix) == 0;
+    char *scope = malloc(rlen + sizeof suffix);
+    if (!scope)
+        return NULL;
+    strcpy(scope, resource);
+    if (!has_suffix)
+        strcat(scope, suffix);
+    char *form = NULL;
+    size_t len = 0;
+    int fail = append_param(&form, &len, '&', "client_id", client_id) != 0 ||
+               append_param(&form, &len, '&', "scope", scope) != 0 ||
+               append_param(&form, &len, '&', "grant_type", "client_credentials") != 0 ||
+               append_param(&form, &len, '&', "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0 ||
+               append_param(&form, &len, '&', "client_assertion", assertion) != 0;
+    free(scope);
+    if (fail) {
+        if (form)
+            wipe_free(form, len);
+        return NULL;
+    }
+    memmove(form, form + 1, len); /* drop the leading '&' */
+    return form;
+}
+
+azid_status source_arc_read_key(const char *www_authenticate, const char *key_dir,
+                                char **key, azid_error *err)
+{
+    *key = NULL;
+    static const char prefix[] = "Basic realm=";
+    if (!www_authenticate || strncasecmp(www_authenticate, prefix, sizeof prefix - 1) != 0)
+        return err_set(err, AZID_ERR_RESPONSE,
+                       "HTTP 401 without a 'WWW-Authenticate: Basic realm=<key file>' challenge");
+    const char *path = www_authenticate + sizeof prefix - 1;
+    size_t dlen = strlen(key_dir), plen = strlen(path);
+    const char *base = path + dlen + 1;
+    if (strchr(path, '=') || plen <= dlen + 1 + 4 || strncmp(path, key_dir, dlen) != 0 ||
+        path[dlen] != '/' || strchr(base, '/') || strcmp(path + plen - 4, ".key") != 0 ||
+        base[0] == '.')
+        return err_set(err, AZID_ERR_RESPONSE,
+                       "the Arc challenge names key file '%.200s', which is not a .key file "
+                       "directly in %s; refusing to read it", path, key_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return err_set(err, AZID_ERR_SYSTEM, "cannot open the Arc key file %s: %s%s", path,
+                       strerror(e), e == EACCES ? " (only root and the himds group may read it)" : "");
+    }
+    struct stat sb;
+    azid_status st = AZID_OK;
+    if (fstat(fd, &sb) != 0)
+        st = err_set(err, AZID_ERR_SYSTEM, "cannot stat the Arc key file %s: %s", path,
+                     strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = err_set(err, AZID_ERR_RESPONSE, "the Arc key file %s is not a regular file", path);
+    else if (sb.st_size > SOURCE_ARC_KEY_MAX || sb.st_size == 0)
+        st = err_set(err, AZID_ERR_RESPONSE,
+                     "the Arc key file %s has %lld bytes; expected 1 to %d", path,
+                     (long long)sb.st_size, SOURCE_ARC_KEY_MAX);
+    char *buf = NULL;
+    if (st == AZID_OK && !(buf = malloc((size_t)sb.st_size + 1)))
+        st = err_set(err, AZID_ERR_NOMEM, "out of memory reading the Arc key file");
+    if (st == AZID_OK) {
+        ssize_t n = read(fd, buf, (size_t)sb.st_size);
+        if (n != sb.st_size)
+            st = err_set(err, AZID_ERR_SYSTEM, "cannot read the Arc key file %s: %s", path,
+                         n < 0 ? strerror(errno) : "short read");
+        else {
+            buf[n] = '\0';
+            if (token_find_bad_char(buf, (size_t)n) >= 0)
+                st = err_set(err, AZID_ERR_RESPONSE,
+                             "the Arc key file %s holds characters that cannot go in an HTTP "
+                             "header", path);
+        }
+        if (st != AZID_OK)
+            wipe_free(buf, (size_t)sb.st_size + 1);
+        else
+            *key = buf;
+    }
+    close(fd);
+    return st;
+}

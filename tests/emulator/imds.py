@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A local emulator of Azure's managed-identity token endpoints, for tests.
+
+Speaks IMDS by default (and Arc, App Service, Cloud Shell or workload
+identity with --mode).  Faults make it misbehave on purpose.  The interface
+is a contract other tests rely on: see tests/emulator/README.md.
+"""
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import select
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TOKEN_PATH = "/metadata/identity/oauth2/token"
+MODE_API_VERSION = {
+    "imds": "2018-02-01",
+    "arc": "2019-11-01",
+    "appservice": "2019-08-01",
+}
+ARC_TOKEN_DIR = "/var/opt/azcmagent/tokens"
+HUGE_BYTES = 10 * 1024 * 1024
+# Reason strings for emulated error statuses, in the style of IMDS's bodies.
+ERROR_NAMES = {
+    400: "invalid_request",
+    404: "not_found",
+    410: "gone",
+    429: "too_many_requests",
+    500: "unknown_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def new_access_token():
+    """A fresh random JWT-shaped token: three base64url parts, ~1.3 KB."""
+
+    def part(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = part(json.dumps({"typ": "JWT", "alg": "RS256", "x5t": secrets.token_hex(8)}).encode())
+    claims = part(json.dumps({"aud": "emulated", "nonce": secrets.token_hex(300)}).encode())
+    return "%s.%s.%s" % (header, claims, part(secrets.token_bytes(256)))
+
+
+class Identity:
+    def __init__(self, spec):
+        self.system = spec == "system"
+        self.ids = {}
+        if not self.system:
+            for item in spec.split(","):
+                name, sep, value = item.partition("=")
+                if not sep or name not in ("client_id", "object_id", "msi_res_id"):
+                    raise ValueError("bad --identity %r: use system or client_id=C,object_id=O,msi_res_id=R" % spec)
+                self.ids[name] = value
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.identities = [Identity(s) for s in (args.identity or ["system"])]
+        self.lock = threading.Lock()
+        self.hang_all = "hang-all" in args.fault
+        self.faults = [f for f in args.fault if f != "hang-all"]
+        self.log = []
+        self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
+        self.arc_keys = set()
+
+    def next_fault(self):
+        with self.lock:
+            if self.hang_all:
+                return "hang"
+            return self.faults.pop(0) if self.faults else None
+
+    def set_faults(self, faults):
+        with self.lock:
+            self.faults = list(faults)
+
+    def record(self, entry):
+        with self.lock:
+            self.log.append(entry)
+            if self.log_file:
+                self.log_file.write(json.dumps(entry) + "\n")
+                self.log_file.flush()
+
+    def log_copy(self):
+        with self.lock:
+            return list(self.log)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "imds-emulator/1"
+
+    def log_message(self, *args):
+        pass
+
+    def finish(self):
+        # A fault may have closed or reset the socket already.
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    # ---- plumbing ---------------------------------------------------------
+
+    def state(self):
+        return self.server.state
+
+    def read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send(self, status, body, content_type="application/json", extra=()):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+    def entry(self, query, status, token=None, expires_on=None, fault=None, body=None):
+        e = {
+            "method": self.command,
+            "path": urllib.parse.urlsplit(self.path).path,
+            "query": query,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "status": status,
+            "access_token": token,
+            "expires_on": expires_on,
+            "fault": fault,
+        }
+        if body is not None:
+            e["form"] = body
+        self.state().record(e)
+
+    # ---- faults -----------------------------------------------------------
+
+    def wait_for_client_close(self, deadline=None):
+        """Blocks until the client closes the connection (or the deadline)."""
+        sock = self.connection
+        while deadline is None or time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if ready:
+                try:
+                    if not sock.recv(4096, socket.MSG_PEEK):
+                        return
+                    sock.recv(4096)
+                except OSError:
+                    return
+
+    def fault_response(self, fault, query):
+        """Answers per the fault; returns True when it answered, False for the
+        faults that shape a normal token response (truncated, field:, nofield:)."""
+        if fault == "truncated" or fault.startswith(("field:", "nofield:")):
+            return False
+        if fault == "hang":
+            self.entry(query, 0, fault=fault)
+            self.wait_for_client_close()
+            self.close_connection = True
+            return True
+        if fault == "reset":
+            self.entry(query, 0, fault=fault)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return True
+        if fault in ("drip", "huge"):
+            self.entry(query, 200, fault=fault)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if fault == "drip":
+                self.send_header("Connection", "close")  # no length: the body runs until close
+            else:
+                self.send_header("Content-Length", str(HUGE_BYTES))
+            self.end_headers()
+            try:
+                self.wfile.flush()
+                if fault == "drip":
+                    while True:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(1)
+                chunk = b"x" * 65536
+                for _ in range(HUGE_BYTES // len(chunk)):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
+            return True
+        if fault == "badjson":
+            self.entry(query, 200, fault=fault)
+            self.send(200, b"<html><body>upstream error</body></html>", "text/html")
+            return True
+        status, sep, option = fault.partition(":")
+        if status.isdigit():
+            extra = [("Retry-After", option[len("retry-after="):])] if sep else []
+            code = int(status)
+            self.entry(query, code, fault=fault)
+            self.send(code, {"error": ERROR_NAMES.get(code, "error_%d" % code),
+                             "error_description": "emulated fault %s" % fault}, extra=extra)
+            return True
+        return False
+
+    # ---- the token endpoint -------------------------------------------------
+
+    def error(self, query, status, error, description, fault=None):
+        self.entry(query, status, fault=fault)
+        self.send(status, {"error": error, "error_description": description})
+
+    def select_identity(self, query):
+        """Returns (identity, None) or (None, (error, description))."""
+        idents = self.state().identities
+        chosen = [(n, query[n][0]) for n in ("client_id", "object_id", "msi_res_id", "mi_res_id",
+                                             "principal_id") if n in query]
+        if len(chosen) > 1:
+            return None, ("invalid_request", "Only one of client_id, object_id and msi_res_id may be given")
+        if chosen:
+            name, value = chosen[0]
+            name = {"mi_res_id": "msi_res_id", "principal_id": "object_id"}.get(name, name)
+            for ident in idents:
+                if not ident.system and ident.ids.get(name) == value:
+                    return ident, None
+            return None, ("invalid_request", "Identity not found")
+        if any(i.system for i in idents):
+            return next(i for i in idents if i.system), None
+        if len(idents) == 1:
+            return idents[0], None
+        if not idents:
+            return None, ("invalid_request", "Identity not found")
+        return None, ("invalid_request", "Multiple user assigned identities exist, please specify "
+                      "the clientId / resourceId of the identity in the token request")
+
+    def token_body(self, resource, ident, fault, numeric=False):
+        lifetime = self.state().args.lifetime
+        now = int(time.time())
+        token = new_access_token()
+        body = {
+            "access_token": token,
+            "refresh_token": "",
+            "expires_in": str(lifetime),
+            "expires_on": str(now + lifetime),
+            "ext_expires_in": str(lifetime),
+            "not_before": str(now),
+            "resource": resource,
+            "token_type": "Bearer",
+        }
+        if ident is not None and not ident.system:
+            body.update(ident.ids)
+        if numeric:  # Entra v2: numbers, and no expires_on
+            body = {"access_token": token, "expires_in": lifetime, "ext_expires_in": lifetime,
+                    "token_type": "Bearer"}
+        if fault and fault.startswith("field:"):
+            name, _, value = fault[len("field:"):].partition("=")
+            body[name] = json.loads(value)
+        elif fault and fault.startswith("nofield:"):
+            body.pop(fault[len("nofield:"):], None)
+        return body
+
+    def answer_token(self, query, resource, ident, fault, numeric=False, form=None):
+        body = self.token_body(resource, ident, fault, numeric)
+        data = json.dumps(body).encode()
+        if fault == "truncated":
+            data = data[: len(data) // 2]
+        token = body.get("access_token")
+        expires = body.get("expires_on")
+        try:
+            expires = int(expires) if expires is not None else None
+        except (TypeError, ValueError):
+            expires = None
+        if expires is None and numeric:
+            expires = int(time.time()) + self.state().args.lifetime
+        self.entry(query, 200, token=token if isinstance(token, str) else None,
+                   expires_on=expires, fault=fault, body=form)
+        self.send(200, data)
+
+    def parse_query(self):
+        """The query as {name: [values]} (a repeated name has several values)."""
+        pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+        query = {}
+        for name, value in pairs:
+            query.setdefault(name, []).append(value)
+        return query
+
+    def token_request(self, mode, form=None):
+        st = self.state()
+        query = self.parse_query()
+        fault = st.next_fault()
+        if fault and self.fault_response(fault, query):
+            return
+        if mode in ("imds", "arc", "cloudshell") and self.headers.get("Metadata") != "true":
+            return self.error(query, 400, "bad_request_102", "Required metadata header not specified", fault)
+        if self.headers.get("X-Forwarded-For") is not None:
+            return self.error(query, 400, "bad_request_103",
+                              "Request contains a X-Forwarded-For header; proxies are not supported", fault)
+        want_version = MODE_API_VERSION.get(mode)
+        if want_version and "api-version" not in query:
+            return self.error(query, 400, "invalid_request", "api-version was not specified", fault)
+        if any(len(v) > 1 for v in query.values()):
+            return self.error(query, 400, "invalid_request", "Duplicate query parameter names", fault)
+        # IMDS takes any version from 2018-02-01 on; the other sources are pinned.
+        if want_version and mode != "imds" and query["api-version"][0] != want_version:
+            return self.error(query, 400, "invalid_request",
+                              "api-version %s is not supported here (want %s)"
+                              % (query["api-version"][0], want_version), fault)
+        if mode == "arc" and not self.arc_authorized(query, fault):
+            return
+        if mode == "appservice" and self.headers.get("X-IDENTITY-HEADER") != st.args.secret:
+            return self.error(query, 401, "unauthorized", "X-IDENTITY-HEADER missing or wrong", fault)
+        resource = (form or query).get("resource", [""])[0]
+        if not resource:
+            return self.error(query, 400, "invalid_request", "Required query variable 'resource' is missing",
+                              fault)
+        if mode in ("arc", "cloudshell") and any(n in query for n in ("client_id", "object_id", "msi_res_id")):
+            return self.error(query, 400, "invalid_request", "User assigned identities are not supported", fault)
+        ident, problem = self.select_identity(query)
+        if problem:
+            return self.error(query, 400, problem[0], problem[1], fault)
+        self.answer_token(query, resource, ident, fault, form=form)
+
+    def arc_authorized(self, query, fault):
+        """The Arc challenge: a request without the key file's contents gets
+        a 401 naming a fresh key file; the retry must send its contents."""
+        st = self.state()
+        auth = self.headers.get("Authorization") or ""
+        if auth.startswith("Basic ") and auth[len("Basic "):] in st.arc_keys:
+            return True
+        key = secrets.token_hex(32)
+        path = os.path.join(st.args.arc_token_dir, secrets.token_hex(8) + ".key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        with st.lock:
+            st.arc_keys.add(key)
+        self.entry(query, 401, fault=fault)
+        self.send(401, {"error": "unauthorized", "error_description": "challenge"},
+                  extra=[("WWW-Authenticate", "Basic realm=%s" % path)])
+        return False
+
+    def workload_request(self):
+        st = self.state()
+        query = self.parse_query()
+        raw = self.read_body().decode("utf-8", "replace")
+        form = urllib.parse.parse_qs(raw, keep_blank_values=True)
+        fault = st.next_fault()
+        if fault and self.fault_response(fault, query):
+            return
+        want = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        }
+        for name, value in want.items():
+            if form.get(name, [""])[0] != value:
+                self.entry(query, 400, fault=fault, body=form)
+                return self.send(400, {"error": "invalid_request", "error_description": "bad %s" % name})
+        if not form.get("client_assertion", [""])[0] or not form.get("client_id", [""])[0] \
+                or not form.get("scope", [""])[0].endswith("/.default"):
+            self.entry(query, 400, fault=fault, body=form)
+            return self.send(400, {"error": "invalid_request",
+                                   "error_description": "AADSTS900144: client_assertion, client_id and "
+                                                        "scope (.../.default) are required"})
+        self.answer_token(query, None, None, fault, numeric=True, form=form)
+
+    # ---- dispatch -----------------------------------------------------------
+
+    def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
+        mode = self.state().args.mode
+        if path == "/_emulator/log":
+            return self.send(200, self.state().log_copy())
+        if mode in ("imds", "arc") and path == TOKEN_PATH or mode == "appservice" and path == self.server.state.args.path:
+            return self.token_request(mode)
+        self.entry(self.parse_query(), 404)
+        self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
+
+    def do_POST(self):
+        path = urllib.parse.urlsplit(self.path).path
+        mode = self.state().args.mode
+        if path == "/_emulator/faults":
+            try:
+                faults = json.loads(self.read_body() or b"[]")
+                if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
+                    raise ValueError("faults must be a JSON list of strings")
+                for f in faults:
+                    if f == "hang-all":
+                        raise ValueError("hang-all is a start-time fault")
+                    check_fault(f)
+            except ValueError as e:
+                return self.send(400, {"error": str(e)})
+            self.state().set_faults(faults)
+            return self.send(200, {"faults": faults})
+        if mode == "cloudshell" and path == self.server.state.args.path:
+            raw = self.read_body().decode("utf-8", "replace")
+            form = urllib.parse.parse_qs(raw, keep_blank_values=True)
+            return self.token_request(mode, form=form)
+        if mode == "workload" and path.endswith("/oauth2/v2.0/token"):
+            return self.workload_request()
+        self.read_body()
+        self.entry(self.parse_query(), 404)
+        self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
+
+
+def check_fault(fault):
+    """Raises ValueError for a string that is no fault of the contract."""
+    status, sep, option = fault.partition(":")
+    if fault in ("hang", "hang-all", "drip", "reset", "huge", "badjson", "truncated"):
+        return
+    if status.isdigit() and (not sep or option.startswith("retry-after=")):
+        return
+    if fault.startswith("field:") and "=" in fault:
+        json.loads(fault.partition("=")[2])
+        return
+    if fault.startswith("nofield:") and len(fault) > len("nofield:"):
+        return
+    raise ValueError("unknown fault %r (see tests/emulator/README.md)" % fault)
+
+
+def write_port_file(path, port):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".port.")
+    with os.fdopen(fd, "w") as f:
+        f.write("%d\n" % port)
+    os.rename(tmp, path)
+
+
+def main():
+    p = argparse.ArgumentParser(description="Azure managed-identity endpoint emulator (tests only)")
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--port-file")
+    p.add_argument("--log")
+    p.add_argument("--identity", action="append")
+    p.add_argument("--lifetime", type=int, default=3599)
+    p.add_argument("--fault", action="append", default=[])
+    p.add_argument("--mode", choices=["imds", "arc", "appservice", "cloudshell", "workload"], default="imds")
+    p.add_argument("--arc-token-dir", default=ARC_TOKEN_DIR)
+    p.add_argument("--secret", default="emulated-identity-header",
+                   help="appservice: the X-IDENTITY-HEADER value expected")
+    p.add_argument("--path", default=None, help="appservice/cloudshell: token path (default /msi/token)")
+    args = p.parse_args()
+    if args.path is None:
+        args.path = "/msi/token"
+    try:
+        for spec in args.identity or []:
+            Identity(spec)
+        for f in args.fault:
+            check_fault(f)
+    except ValueError as e:
+        p.error(str(e))
+
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server((args.bind, args.port), Handler)
+    server.state = State(args)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.port_file:
+        write_port_file(args.port_file, server.server_address[1])
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

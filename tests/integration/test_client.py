@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""libazid's client API driven directly (ctypes on the built libazid.so)
+against the emulator: the budget spans requests, a request after it is spent
+fails at once, resolve/endpoint report what will be asked, errors carry the
+HTTP status."""
+
+import ctypes
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
+                                "tests", "lib"))
+import harness  # noqa: E402
+
+AZID_OK, AZID_ERR_ARGUMENT, AZID_ERR_TIMEOUT, AZID_ERR_HTTP = 0, 1, 6, 7
+AZID_SOURCE_IMDS, AZID_SOURCE_ARC = 1, 2
+AZID_IDENTITY_CLIENT_ID = 1
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("http_status", ctypes.c_long), ("message", ctypes.c_char * 512)]
+
+
+def load():
+    path = os.path.join(harness.top_builddir, ".libs", "libazid.so.0")
+    if not os.path.exists(path):
+        harness.skip("%s not built" % path)
+    lib = ctypes.CDLL(path)
+    lib.azid_client_new.restype = ctypes.c_void_p
+    lib.azid_client_free.argtypes = [ctypes.c_void_p]
+    for name in ("azid_client_set_endpoint",):
+        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Error)]
+    lib.azid_client_set_source.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(Error)]
+    lib.azid_client_set_identity.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                                             ctypes.POINTER(Error)]
+    lib.azid_client_set_timeout_ms.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.POINTER(Error)]
+    lib.azid_client_resolve_source.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int),
+                                               ctypes.POINTER(Error)]
+    lib.azid_client_endpoint.argtypes = [ctypes.c_void_p]
+    lib.azid_client_endpoint.restype = ctypes.c_char_p
+    lib.azid_client_get_token.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                          ctypes.POINTER(Error)]
+    lib.azid_token_value.argtypes = [ctypes.c_void_p]
+    lib.azid_token_value.restype = ctypes.c_char_p
+    lib.azid_token_expires_on.argtypes = [ctypes.c_void_p]
+    lib.azid_token_expires_on.restype = ctypes.c_int64
+    lib.azid_token_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.lib = load()
+
+    def setUp(self):
+        self._tmp = harness.TempDir()
+        self.tmp = self._tmp.__enter__()
+        self.client = self.lib.azid_client_new()
+        self.err = Error()
+
+    def tearDown(self):
+        self.lib.azid_client_free(self.client)
+        self._tmp.__exit__(None, None, None)
+
+    def get_token(self, resource=b"https://vault.azure.net"):
+        tok = ctypes.c_void_p()
+        start = time.monotonic()
+        st = self.lib.azid_client_get_token(self.client, resource, ctypes.byref(tok), ctypes.byref(self.err))
+        elapsed = time.monotonic() - start
+        value = None
+        if st == AZID_OK:
+            value = self.lib.azid_token_value(tok).decode()
+            self.lib.azid_token_free(tok)
+        else:
+            self.assertFalse(tok.value)
+        return st, value, elapsed
+
+    def test_budget_spans_requests(self):
+        with harness.Emulator(self.tmp, faults=["hang-all"]) as emu:
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            self.lib.azid_client_set_timeout_ms(self.client, 1500, ctypes.byref(self.err))
+            st, _, first = self.get_token()
+            self.assertEqual(st, AZID_ERR_TIMEOUT, self.err.message)
+            self.assertLess(first, 1.5 + 1.5)
+            st, _, second = self.get_token()
+            self.assertEqual(st, AZID_ERR_TIMEOUT)
+            self.assertIn(b"time budget was already spent by earlier requests", self.err.message)
+            self.assertLess(second, 0.2)
+            self.assertEqual(self.err.http_status, 0)
+
+    def test_token_then_http_error(self):
+        with harness.Emulator(self.tmp, identities=["client_id=C1,object_id=O1,msi_res_id=R1"]) as emu:
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            st, value, _ = self.get_token()
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertEqual(value, emu.requests()[0]["access_token"])
+            self.lib.azid_client_set_identity(self.client, AZID_IDENTITY_CLIENT_ID, b"C2", ctypes.byref(self.err))
+            st, _, _ = self.get_token()
+            self.assertEqual(st, AZID_ERR_HTTP)
+            self.assertEqual(self.err.http_status, 400)
+            self.assertIn(b"Identity not found", self.err.message)
+
+    def test_resolve_and_endpoint(self):
+        src = ctypes.c_int(-1)
+        self.assertEqual(self.lib.azid_client_set_endpoint(self.client, b"http://127.0.0.1:9", ctypes.byref(self.err)),
+                         AZID_OK)
+        self.assertEqual(self.lib.azid_client_resolve_source(self.client, ctypes.byref(src), ctypes.byref(self.err)),
+                         AZID_OK)
+        self.assertEqual(src.value, AZID_SOURCE_IMDS)
+        self.assertEqual(self.lib.azid_client_endpoint(self.client), b"http://127.0.0.1:9/metadata/identity/oauth2/token")
+        self.lib.azid_client_set_source(self.client, AZID_SOURCE_ARC, ctypes.byref(self.err))
+        self.lib.azid_client_resolve_source(self.client, ctypes.byref(src), ctypes.byref(self.err))
+        self.assertEqual(src.value, AZID_SOURCE_ARC)
+        self.assertEqual(self.lib.azid_client_set_endpoint(self.client, b"http://h/x", ctypes.byref(self.err)),
+                         AZID_ERR_ARGUMENT)
+        self.assertIn(b"no path, query or fragment", self.err.message)
+        # a rejected endpoint leaves the previous one in place
+        self.assertEqual(self.lib.azid_client_endpoint(self.client), b"http://127.0.0.1:9/metadata/identity/oauth2/token")
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Source detection and the non-IMDS protocols, end to end through
+`azid fetch`, inside private mount and network namespaces: the Azure DMI
+asset tag (IMDS at 169.254.169.254 on the namespace's own loopback), the Arc
+agent and its key-file challenge, App Service, Cloud Shell and workload
+identity from their environment variables."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
+                                "tests", "lib"))
+import harness  # noqa: E402
+
+INNER = "AZID_TEST_SOURCES_IN_NAMESPACE"
+DMI_TAG = "/sys/class/dmi/id/chassis_asset_tag"
+AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
+ARC_AGENT = "/opt/azcmagent/bin/himds"
+ARC_TOKEN_DIR = "/var/opt/azcmagent/tokens"
+SOURCE_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET",
+              "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST")
+
+
+def enter_namespaces():
+    """Re-runs this script in new mount + network namespaces where /sys/class,
+    /opt and /var/opt are private tmpfs mounts; returns only inside them."""
+    if os.environ.get(INNER):
+        return
+    if os.geteuid() != 0:
+        harness.skip("needs root for mount and network namespaces")
+    probe = subprocess.run(["unshare", "-mn", "true"], capture_output=True)
+    if probe.returncode != 0:
+        harness.skip("cannot create mount+network namespaces: %s" % probe.stderr.decode().strip())
+    setup = ("set -e; mount --make-rprivate /; ip link set lo up; "
+             "for d in /sys/class /opt /var/opt; do mount -t tmpfs -o mode=0755 tmpfs $d; done; "
+             "mkdir -p /sys/class/dmi/id %s; exec \"$@\"" % ARC_TOKEN_DIR)
+    env = dict(os.environ)
+    env[INNER] = "1"
+    r = subprocess.run(["unshare", "-mn", "sh", "-c", setup, "sh", sys.executable] + sys.argv, env=env)
+    sys.exit(r.returncode)
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class SourcesTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = harness.TempDir()
+        self.tmp = self._tmp.__enter__()
+        self.emulators = []
+        remove(DMI_TAG)
+        remove(ARC_AGENT)
+
+    def tearDown(self):
+        for emu in self.emulators:
+            emu.stop()
+        self._tmp.__exit__(None, None, None)
+        remove(DMI_TAG)
+        remove(ARC_AGENT)
+
+    def emulator(self, **kw):
+        emu = harness.Emulator(self.tmp, **kw)
+        self.emulators.append(emu)
+        return emu
+
+    def fetch(self, *args, env=None):
+        full = {name: None for name in SOURCE_ENV}
+        full.update(env or {})
+        return harness.run([harness.azid(), "fetch"] + list(args), env=full)
+
+    def assert_token(self, r, emu):
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        issued = [e["access_token"] for e in emu.log() if e["access_token"]]
+        self.assertEqual(len(issued), 1)
+        self.assertEqual(r.stdout, issued[0] + "\n")
+
+    def assert_error(self, r, code, *fragments):
+        self.assertEqual(r.returncode, code, r.stderr)
+        self.assertEqual(r.stdout, "")
+        line = r.stderr.splitlines()[0]
+        for f in fragments:
+            self.assertIn(f, line)
+
+    # ---- detection -------------------------------------------------------------
+
+    def test_imds_detected_by_asset_tag(self):
+        subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
+        try:
+            write(DMI_TAG, AZURE_TAG + "\n")
+            emu = self.emulator(bind="169.254.169.254", extra_args=["--port", "80"])
+            r = self.fetch("--resource", "https://vault.azure.net")
+            self.assert_token(r, emu)
+            (req,) = emu.requests()
+            self.assertEqual(req["headers"]["host"], "169.254.169.254")
+            self.assertEqual(req["query"]["api-version"], ["2018-02-01"])
+        finally:
+            subprocess.run(["ip", "addr", "del", "169.254.169.254/32", "dev", "lo"])
+
+    def test_other_asset_tag_is_not_azure(self):
+        write(DMI_TAG, "No Asset Tag\n")
+        r = self.fetch()
+        self.assert_error(r, 3, "not an Azure VM")
+        self.assertLess(r.elapsed, 0.5)
+
+    def test_arc_agent_detected(self):
+        write(DMI_TAG, AZURE_TAG + "\n")  # the agent wins over the tag
+        write(ARC_AGENT, "#!/bin/sh\n", 0o755)
+        emu = self.emulator(mode="arc", extra_args=["--port", "40342"])
+        r = self.fetch()
+        self.assert_token(r, emu)
+        first, second = emu.requests()
+        self.assertEqual(first["status"], 401)
+        self.assertEqual(second["status"], 200)
+        self.assertEqual(second["query"]["api-version"], ["2019-11-01"])
+        self.assertEqual(second["headers"]["metadata"], "true")
+        self.assertTrue(second["headers"]["authorization"].startswith("Basic "))
+        self.assertNotIn("authorization", first["headers"])
+
+    def test_arc_from_environment(self):
+        emu = self.emulator(mode="arc")
+        r = self.fetch(env={"IDENTITY_ENDPOINT": emu.url + "/metadata/identity/oauth2/token",
+                            "IMDS_ENDPOINT": emu.url})
+        self.assert_token(r, emu)
+
+    def test_arc_refuses_user_assigned(self):
+        emu = self.emulator(mode="arc")
+        r = self.fetch("--source", "arc", "--endpoint", emu.url, "--client-id", "c")
+        self.assert_error(r, 2, "client_id= is not supported by source arc")
+        self.assertEqual(emu.requests(), [])
+
+    def test_arc_key_outside_token_dir_refused(self):
+        elsewhere = os.path.join(self.tmp, "keys")
+        os.mkdir(elsewhere)
+        emu = self.emulator(mode="arc", extra_args=["--arc-token-dir", elsewhere])
+        r = self.fetch("--source", "arc", "--endpoint", emu.url)
+        self.assert_error(r, 3, "Arc %s/metadata/identity/oauth2/token" % emu.url,
+                          "not a .key file directly in /var/opt/azcmagent/tokens")
+        self.assertEqual(len(emu.requests()), 1)
+
+    # ---- App Service, Cloud Shell, workload identity ------------------------------
+
+    def test_appservice(self):
+        emu = self.emulator(mode="appservice", extra_args=["--secret", "s3cret"],
+                            identities=["system", "client_id=C1,object_id=O1,msi_res_id=R1"])
+        env = {"IDENTITY_ENDPOINT": emu.url + "/msi/token", "IDENTITY_HEADER": "s3cret"}
+        self.assert_token(self.fetch(env=env), emu)
+        req = emu.requests("/msi/token")[0]
+        self.assertEqual(req["headers"]["x-identity-header"], "s3cret")
+        self.assertEqual(req["query"]["api-version"], ["2019-08-01"])
+        r = self.fetch("--object-id", "O1", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(emu.requests("/msi/token")[-1]["query"]["principal_id"], ["O1"])
+        r = self.fetch(env=dict(env, IDENTITY_HEADER="wrong"))
+        self.assert_error(r, 3, "App Service %s/msi/token: HTTP 401" % emu.url)
+
+    def test_cloudshell(self):
+        emu = self.emulator(mode="cloudshell")
+        r = self.fetch("--resource", "https://vault.azure.net",
+                       env={"MSI_ENDPOINT": emu.url + "/msi/token"})
+        self.assert_token(r, emu)
+        (req,) = emu.requests("/msi/token")
+        self.assertEqual(req["method"], "POST")
+        self.assertEqual(req["form"], {"resource": ["https://vault.azure.net"]})
+        self.assertEqual(req["headers"]["metadata"], "true")
+
+    def test_workload(self):
+        emu = self.emulator(mode="workload", lifetime=600)
+        assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln"
+        token_file = os.path.join(self.tmp, "azure-identity-token")
+        write(token_file, assertion + "\n")
+        env = {"AZURE_TENANT_ID": "tenant-1", "AZURE_CLIENT_ID": "app-1",
+               "AZURE_FEDERATED_TOKEN_FILE": token_file}
+        start = time.time()
+        r = self.fetch("--source", "workload", "--endpoint", emu.url, "--json",
+                       "--resource", "https://vault.azure.net", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertAlmostEqual(doc["expires_on"], start + 600, delta=30)
+        (req,) = emu.requests("/tenant-1/oauth2/v2.0/token")
+        self.assertEqual(req["method"], "POST")
+        self.assertEqual(req["form"]["client_id"], ["app-1"])
+        self.assertEqual(req["form"]["client_assertion"], [assertion])
+        self.assertEqual(req["form"]["scope"], ["https://vault.azure.net/.default"])
+        self.assertEqual(doc["access_token"], req["access_token"])
+
+    def test_workload_without_token_file(self):
+        env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
+               "AZURE_FEDERATED_TOKEN_FILE": os.path.join(self.tmp, "missing")}
+        r = self.fetch("--source", "workload", "--endpoint", "http://127.0.0.1:9", env=env)
+        self.assert_error(r, 1, "cannot read AZURE_FEDERATED_TOKEN_FILE")
+
+
+if __name__ == "__main__":
+    enter_namespaces()
+    harness.main()

@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT
+ * Request shapes and source selection: percent-encoding, endpoint
+ * validation, detection over a fake environment, the Arc key-file checks,
+ * and the hints in error messages. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "client.h"
+#include "http.h"
+#include "source.h"
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void expect_query(const char *api, const char *resource, const char *sel,
+                         const char *value, const char *want)
+{
+    char *q = source_token_query(api, resource, sel, value);
+    assert_non_null(q);
+    assert_string_equal(q, want);
+    free(q);
+}
+
+static void test_escape(void **state)
+{
+    (void)state;
+    char *e = http_escape("AZaz09-._~ /?#&=+%\xc3\xa9");
+    assert_string_equal(e, "AZaz09-._~%20%2F%3F%23%26%3D%2B%25%C3%A9");
+    free(e);
+    e = http_escape("");
+    assert_string_equal(e, "");
+    free(e);
+}
+
+static void test_imds_query(void **state)
+{
+    (void)state;
+    expect_query("2018-02-01", "https://management.azure.com/", NULL, NULL,
+                 "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F");
+    expect_query("2018-02-01", "https://vault.azure.net", "client_id",
+                 "11111111-2222-3333-4444-555555555555",
+                 "?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"
+                 "&client_id=11111111-2222-3333-4444-555555555555");
+    expect_query("2018-02-01", "r", "msi_res_id",
+                 "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/"
+                 "userAssignedIdentities/u",
+                 "?api-version=2018-02-01&resource=r&msi_res_id=%2Fsubscriptions%2Fs%2F"
+                 "resourceGroups%2Fg%2Fproviders%2FMicrosoft.ManagedIdentity%2F"
+                 "userAssignedIdentities%2Fu");
+}
+
+static void test_resource_cannot_inject(void **state)
+{
+    (void)state;
+    /* &, #, = and spaces stay inside the resource value */
+    expect_query("2018-02-01", "https://x/a b&client_id=evil#frag", NULL, NULL,
+                 "?api-version=2018-02-01&resource=https%3A%2F%2Fx%2Fa%20b%26client_id%3Devil"
+                 "%23frag");
+    expect_query(NULL, "r&x=1", NULL, NULL, "?resource=r%26x%3D1");
+}
+
+static void test_workload_form(void **state)
+{
+    (void)state;
+    char *f = source_workload_form("cid", "a.b.c", "https://vault.azure.net");
+    assert_string_equal(f, "client_id=cid&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+                           "&grant_type=client_credentials&client_assertion_type=urn%3Aietf%3A"
+                           "params%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                           "&client_assertion=a.b.c");
+    free(f);
+    f = source_workload_form("cid", "x", "api://app/.default");
+    assert_non_null(strstr(f, "scope=api%3A%2F%2Fapp%2F.default&"));
+    free(f);
+}
+
+/* ---- endpoint validation ------------------------------------------------- */
+
+static void test_endpoint_validation(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "http://169.254.169.254", "http://127.0.0.1:8080", "https://example.com/",
+        "http://[::1]:40342", "http://localhost:40342",
+    };
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"169.254.169.254", "must start with http:// or https://"},
+        {"ftp://host", "must start with http:// or https://"},
+        {"file:///etc/passwd", "must start with http"},
+        {"http://", "has no host"},
+        {"http://:80", "has no host"},
+        {"http://user:pw@host", "must not contain user information"},
+        {"http://host:0", "invalid port"},
+        {"http://host:70000", "invalid port"},
+        {"http://host:8x", "invalid port"},
+        {"http://host/metadata", "no path, query or fragment"},
+        {"http://host?a=b", "no path, query or fragment"},
+        {"http://host#f", "no path, query or fragment"},
+        {"http://[::1", "unterminated"},
+        {"http://ho st", "space or control"},
+    };
+    azid_error err;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(source_check_base_url(good[i], &err), AZID_OK);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear(&err);
+        assert_int_equal(source_check_base_url(bad[i].url, &err), AZID_ERR_ARGUMENT);
+        if (!strstr(err.message, bad[i].why) || !strstr(err.message, bad[i].url))
+            fail_msg("'%s': message '%s' lacks '%s'", bad[i].url, err.message, bad[i].why);
+    }
+}
+
+/* ---- detection over a fake machine ----------------------------------------- */
+
+struct fake {
+    const char *env[16]; /* "NAME=value" */
+    const char *files[4]; /* "path=contents" */
+    int probed_network;
+};
+
+static const char *fake_env(void *ctx, const char *name)
+{
+    struct fake *f = ctx;
+    size_t n = strlen(name);
+    for (const char *const *e = f->env; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static const char *fake_file(struct fake *f, const char *path)
+{
+    size_t n = strlen(path);
+    for (const char *const *e = f->files; *e; e++)
+        if (strncmp(*e, path, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static int fake_exists(void *ctx, const char *path)
+{
+    return fake_file(ctx, path) != NULL;
+}
+
+static long fake_read(void *ctx, const char *path, char *buf, size_t size)
+{
+    const char *c = fake_file(ctx, path);
+    if (!c)
+        return -1;
+    snprintf(buf, size, "%s", c);
+    return (long)strlen(buf);
+}
+
+static azid_status resolve(struct fake *f, azid_source wanted, const char *base,
+                           struct source_config *cfg, azid_error *err)
+{
+    struct source_view v = {fake_env, fake_exists, fake_read, f};
+    err_clear(err);
+    return source_resolve(&v, wanted, base, cfg, err);
+}
+
+static void expect_detected(struct fake *f, azid_source want, const char *url)
+{
+    struct source_config cfg = {0};
+    azid_error err;
+    if (resolve(f, AZID_SOURCE_AUTO, NULL, &cfg, &err) != AZID_OK)
+        fail_msg("detection failed: %s", err.message);
+    assert_int_equal(cfg.source, want);
+    assert_string_equal(cfg.token_url, url);
+    source_config_clear(&cfg);
+}
+
+#define AGENT SOURCE_ARC_AGENT "=binary"
+#define AZURE_TAG SOURCE_DMI_ASSET_TAG_FILE "=" SOURCE_AZURE_ASSET_TAG "\n"
+
+static void test_detect_nothing(void **state)
+{
+    (void)state;
+    struct fake f = {{NULL}, {SOURCE_DMI_ASSET_TAG_FILE "=No Asset Tag\n", NULL}, 0};
+    struct source_config cfg = {0};
+    azid_error err;
+    assert_int_equal(resolve(&f, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
+    assert_string_equal(err.message,
+                        "not an Azure VM (no Azure asset tag in /sys/class/dmi/id/"
+                        "chassis_asset_tag, no Arc agent): set endpoint= to use another token "
+                        "endpoint");
+    assert_null(cfg.token_url);
+    struct fake none = {{NULL}, {NULL}, 0};
+    assert_int_equal(resolve(&none, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
+    /* IDENTITY_ENDPOINT alone names no source */
+    struct fake lone = {{"IDENTITY_ENDPOINT=http://x", NULL}, {NULL}, 0};
+    assert_int_equal(resolve(&lone, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
+}
+
+static void test_detect_imds_by_asset_tag(void **state)
+{
+    (void)state;
+    struct fake f = {{NULL}, {AZURE_TAG, NULL}, 0};
+    expect_detected(&f, AZID_SOURCE_IMDS, "http://169.254.169.254/metadata/identity/oauth2/token");
+}
+
+static void test_detect_arc_agent_before_imds(void **state)
+{
+    (void)state;
+    struct fake f = {{NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+    expect_detected(&f, AZID_SOURCE_ARC, "http://localhost:40342/metadata/identity/oauth2/token");
+}
+
+static void test_detect_environment_order(void **state)
+{
+    (void)state;
+    struct fake app = {{"IDENTITY_ENDPOINT=http://127.0.0.1:41741/MSI/token/",
+                        "IDENTITY_HEADER=h", "IMDS_ENDPOINT=http://x", "MSI_ENDPOINT=http://y",
+                        NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+    expect_detected(&app, AZID_SOURCE_APPSERVICE, "http://127.0.0.1:41741/MSI/token/");
+    struct fake arc = {{"IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token",
+                        "IMDS_ENDPOINT=http://localhost:40342", "MSI_ENDPOINT=http://y", NULL},
+                       {AZURE_TAG, NULL}, 0};
+    expect_detected(&arc, AZID_SOURCE_ARC, "http://localhost:40342/metadata/identity/oauth2/token");
+    struct fake shell = {{"MSI_ENDPOINT=http://localhost:50342/oauth2/token",
+                          "AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c",
+                          "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, NULL}, 0};
+    expect_detected(&shell, AZID_SOURCE_CLOUDSHELL, "http://localhost:50342/oauth2/token");
+    struct fake wl = {{"AZURE_TENANT_ID=tenant-1", "AZURE_CLIENT_ID=c",
+                       "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+    expect_detected(&wl, AZID_SOURCE_WORKLOAD,
+                    "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token");
+    struct fake wl2 = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", "AZURE_FEDERATED_TOKEN_FILE=/f",
+                        "AZURE_AUTHORITY_HOST=https://login.microsoftonline.us/", NULL},
+                       {NULL}, 0};
+    expect_detected(&wl2, AZID_SOURCE_WORKLOAD,
+                    "https://login.microsoftonline.us/t/oauth2/v2.0/token");
+    /* two of the trio are not enough */
+    struct fake partial = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", NULL}, {AZURE_TAG, NULL}, 0};
+    expect_detected(&partial, AZID_SOURCE_IMDS,
+                    "http://169.254.169.254/metadata/identity/oauth2/token");
+}
+
+static void test_explicit_endpoint_and_source(void **state)
+{
+    (void)state;
+    struct fake f = {{"IDENTITY_ENDPOINT=http://a", "IDENTITY_HEADER=h", NULL}, {NULL}, 0};
+    struct source_config cfg = {0};
+    azid_error err;
+    /* an endpoint skips detection and means IMDS */
+    assert_int_equal(resolve(&f, AZID_SOURCE_AUTO, "http://127.0.0.1:9/", &cfg, &err), AZID_OK);
+    assert_int_equal(cfg.source, AZID_SOURCE_IMDS);
+    assert_string_equal(cfg.token_url, "http://127.0.0.1:9/metadata/identity/oauth2/token");
+    /* a named source keeps its protocol at that endpoint */
+    assert_int_equal(resolve(&f, AZID_SOURCE_ARC, "http://127.0.0.1:9", &cfg, &err), AZID_OK);
+    assert_int_equal(cfg.source, AZID_SOURCE_ARC);
+    assert_string_equal(cfg.token_url, "http://127.0.0.1:9/metadata/identity/oauth2/token");
+    assert_int_equal(resolve(&f, AZID_SOURCE_APPSERVICE, "http://127.0.0.1:9", &cfg, &err),
+                     AZID_OK);
+    assert_string_equal(cfg.token_url, "http://127.0.0.1:9/msi/token");
+    assert_string_equal(cfg.identity_header, "h");
+    /* a named source without its endpoint on a bare machine */
+    struct fake bare = {{NULL}, {NULL}, 0};
+    assert_int_equal(resolve(&bare, AZID_SOURCE_IMDS, NULL, &cfg, &err), AZID_OK);
+    assert_string_equal(cfg.token_url, "http://169.254.169.254/metadata/identity/oauth2/token");
+    assert_int_equal(resolve(&bare, AZID_SOURCE_APPSERVICE, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "IDENTITY_HEADER"));
+    assert_int_equal(resolve(&bare, AZID_SOURCE_WORKLOAD, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "AZURE_FEDERATED_TOKEN_FILE"));
+    assert_int_equal(resolve(&bare, AZID_SOURCE_AUTO, "http://h/path", &cfg, &err),
+                     AZID_ERR_ARGUMENT);
+    struct fake badauth = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c",
+                            "AZURE_FEDERATED_TOKEN_FILE=/f",
+                            "AZURE_AUTHORITY_HOST=http://evil", NULL}, {NULL}, 0};
+    assert_int_equal(resolve(&badauth, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "must be an https:// URL"));
+    struct fake badtenant = {{"AZURE_TENANT_ID=t/../x", "AZURE_CLIENT_ID=c",
+                              "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {NULL}, 0};
+    assert_int_equal(resolve(&badtenant, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
+    source_config_clear(&cfg);
+}
+
+static void test_source_names(void **state)
+{
+    (void)state;
+    azid_source s;
+    azid_error err;
+    static const char *const names[] = {"auto", "imds", "arc", "appservice", "cloudshell",
+                                        "workload"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        assert_int_equal(azid_source_parse(names[i], &s, &err), AZID_OK);
+        assert_int_equal(s, (azid_source)i);
+        assert_string_equal(azid_source_name(s), names[i]);
+    }
+    assert_int_equal(azid_source_parse("IMDS", &s, &err), AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "unknown source 'IMDS'"));
+}
+
+/* ---- the Arc key file ------------------------------------------------------ */
+
+static char key_dir[64];
+
+static int make_key_dir(void **state)
+{
+    (void)state;
+    snprintf(key_dir, sizeof key_dir, "/tmp/azid-test-arc.XXXXXX");
+    return mkdtemp(key_dir) ? 0 : -1;
+}
+
+static int remove_key_dir(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", key_dir);
+    return system(cmd);
+}
+
+static void write_file(const char *name, const char *contents, size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", key_dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(contents, 1, n, f), n);
+    fclose(f);
+}
+
+static void expect_key_refused(const char *challenge, const char *why)
+{
+    char *key = (char *)1;
+    azid_error err;
+    err_clear(&err);
+    assert_int_not_equal(source_arc_read_key(challenge, key_dir, &key, &err), AZID_OK);
+    assert_null(key);
+    if (!strstr(err.message, why))
+        fail_msg("'%s': message '%s' lacks '%s'", challenge, err.message, why);
+}
+
+static void test_arc_key_file(void **state)
+{
+    (void)state;
+    char challenge[320], *key;
+    azid_error err;
+    write_file("good.key", "0123abcd", 8);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/good.key", key_dir);
+    assert_int_equal(source_arc_read_key(challenge, key_dir, &key, &err), AZID_OK);
+    assert_string_equal(key, "0123abcd");
+    free(key);
+
+    expect_key_refused(NULL, "without a 'WWW-Authenticate: Basic realm=<key file>'");
+    expect_key_refused("Bearer realm=x", "without a 'WWW-Authenticate");
+    expect_key_refused("Basic realm=/etc/shadow", "not a .key file directly in");
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/../good.key", key_dir);
+    expect_key_refused(challenge, "not a .key file directly in");
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/sub/x.key", key_dir);
+    expect_key_refused(challenge, "not a .key file directly in");
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/good.txt", key_dir);
+    expect_key_refused(challenge, "not a .key file directly in");
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/a=b.key", key_dir);
+    expect_key_refused(challenge, "not a .key file directly in");
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/missing.key", key_dir);
+    expect_key_refused(challenge, "cannot open the Arc key file");
+
+    char big[SOURCE_ARC_KEY_MAX + 1];
+    memset(big, 'k', sizeof big);
+    write_file("big.key", big, sizeof big);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/big.key", key_dir);
+    expect_key_refused(challenge, "has 4097 bytes; expected 1 to 4096");
+    write_file("empty.key", "", 0);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/empty.key", key_dir);
+    expect_key_refused(challenge, "has 0 bytes");
+    write_file("nl.key", "abc\r\nX-Injected: 1", 18);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/nl.key", key_dir);
+    expect_key_refused(challenge, "cannot go in an HTTP header");
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/dir.key", key_dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s", path);
+    expect_key_refused(challenge, "is not a regular file");
+    char target[256];
+    snprintf(target, sizeof target, "%s/good.key", key_dir);
+    snprintf(path, sizeof path, "%s/link.key", key_dir);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(challenge, sizeof challenge, "Basic realm=%s", path);
+    expect_key_refused(challenge, "cannot open the Arc key file"); /* O_NOFOLLOW */
+}
+
+/* ---- hints ------------------------------------------------------------------ */
+
+static void test_hints(void **state)
+{
+    (void)state;
+    assert_string_equal(client_imds_hint(400, "invalid_request: Identity not found", "client_id"),
+                        "the VM has no managed identity with that id; assign one (az vm "
+                        "identity assign) or fix client_id=");
+    assert_non_null(strstr(client_imds_hint(400, "invalid_request: Identity not found", NULL),
+                           "no system-assigned managed identity"));
+    assert_non_null(strstr(client_imds_hint(400, "invalid_request: Multiple user assigned "
+                                                 "identities exist", NULL),
+                           "name one with client_id="));
+    assert_non_null(strstr(client_imds_hint(400, "bad_request_102: Required metadata header",
+                                            NULL), "Metadata header"));
+    assert_non_null(strstr(client_imds_hint(429, "", NULL), "throttling"));
+    assert_non_null(strstr(client_imds_hint(410, "", NULL), "being updated"));
+    assert_non_null(strstr(client_imds_hint(503, "", NULL), "failed"));
+    assert_null(client_imds_hint(302, "", NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_imds_query),
+        cmocka_unit_test(test_resource_cannot_inject),
+        cmocka_unit_test(test_workload_form),
+        cmocka_unit_test(test_endpoint_validation),
+        cmocka_unit_test(test_detect_nothing),
+        cmocka_unit_test(test_detect_imds_by_asset_tag),
+        cmocka_unit_test(test_detect_arc_agent_before_imds),
+        cmocka_unit_test(test_detect_environment_order),
+        cmocka_unit_test(test_explicit_endpoint_and_source),
+        cmocka_unit_test(test_source_names),
+        cmocka_unit_test_setup_teardown(test_arc_key_file, make_key_dir, remove_key_dir),
+        cmocka_unit_test(test_hints),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
