@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT
+ * azid doctor: one screen answering an admin's first questions about this
+ * machine's azid setup.  Never prints a token. */
+#include "config.h"
+
+#include "azid.h"
+#include "commands.h"
+#include "doctor.h"
+#include "keys.h"
+#include "output.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DOCTOR_TIMEOUT_MS 2000
+#define AZURE_ASSET_TAG "7783-7084-3265-9085-8269-3286-77"
+#define DMI_ASSET_TAG "/sys/class/dmi/id/chassis_asset_tag"
+#define ARC_AGENT "/opt/azcmagent/bin/himds"
+#define PAM_DIR "/etc/pam.d"
+
+static const char help[] =
+    "Checks, one line each: whether this is an Azure machine, which identity\n"
+    "source and endpoint azid uses, whether the endpoint answers, whether an\n"
+    "identity is assigned (it asks for a token for " AZID_DEFAULT_RESOURCE " and\n"
+    "prints none), whether the config file is valid and safe for you, whether\n"
+    "this session's keyring is usable, and whether each PAM stack that lists\n"
+    "pam_azid.so lists pam_keyinit.so before it.  Each line reads\n"
+    "  ok|warn|FAIL  WHAT: DETAIL; WHAT TO DO\n"
+    "\n"
+    "  --config PATH   config file (default " AZID_CONFIG_PATH ")\n"
+    "  --endpoint URL  token endpoint base, scheme://host[:port], as endpoint=\n"
+    "  --timeout S     budget for the endpoint check, seconds (default 2)\n"
+    "  --pam-dir DIR   PAM configuration directory (default " PAM_DIR ")\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "Exit status: 0 no FAIL (warnings allowed); 1 at least one FAIL; 2 usage.\n";
+
+void finding(struct doctor *d, enum finding_level level, const char *what, const char *fmt, ...)
+{
+    static const char *const labels[] = {"ok", "warn", "FAIL"};
+    va_list ap;
+    printf("%-4s  %s: ", labels[level], what);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    d->failures += level == FINDING_FAIL;
+    d->warnings += level == FINDING_WARN;
+}
+
+static void check_machine(struct doctor *d)
+{
+    static const char *const endpoint_variables[] = {
+        "IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"};
+    char tag[128] = "";
+    const char *tag_error = NULL;
+    FILE *f = fopen(DMI_ASSET_TAG, "re");
+    if (!f) {
+        tag_error = strerror(errno);
+    } else {
+        if (!fgets(tag, sizeof tag, f))
+            tag[0] = '\0';
+        fclose(f);
+        size_t len = strcspn(tag, "\r\n");
+        while (len && (tag[len - 1] == ' ' || tag[len - 1] == '\t'))
+            len--;
+        tag[len] = '\0';
+    }
+    if (strcmp(tag, AZURE_ASSET_TAG) == 0) {
+        finding(d, FINDING_OK, "Azure machine", "Azure VM (Azure's asset tag in %s)", DMI_ASSET_TAG);
+        return;
+    }
+    if (access(ARC_AGENT, F_OK) == 0) {
+        finding(d, FINDING_OK, "Azure machine", "Azure Arc-enabled server (agent %s)", ARC_AGENT);
+        return;
+    }
+    for (size_t i = 0; i < sizeof endpoint_variables / sizeof endpoint_variables[0]; i++) {
+        const char *value = getenv(endpoint_variables[i]);
+        if (value && *value) {
+            finding(d, FINDING_OK, "Azure machine",
+                    "$%s names an identity endpoint (App Service, Arc, Cloud Shell or AKS "
+                    "workload identity)", endpoint_variables[i]);
+            return;
+        }
+    }
+    finding(d, FINDING_WARN, "Azure machine",
+            "not an Azure VM (%s: %s%s%s) and no Arc agent (%s); managed identities exist "
+            "only on Azure, so azid works here only with endpoint= in azid.conf",
+            DMI_ASSET_TAG, tag_error ? "" : "'", tag_error ? tag_error : tag,
+            tag_error ? "" : "'", ARC_AGENT);
+}
+
+static void check_config(struct doctor *d, azid_status status, const azid_error *err,
+                         const char *path, const char *user, const azid_config *config)
+{
+    struct stat st;
+    if (status != AZID_OK) {
+        finding(d, FINDING_FAIL, "config",
+                "%s; fix it (see azid.conf(5)): pam_azid refuses it too and applies none of it",
+                err->message);
+    } else if (stat(path, &st) != 0 && errno == ENOENT) {
+        finding(d, FINDING_OK, "config",
+                "%s does not exist; built-in defaults and the PAM arguments apply", path);
+    } else {
+        const char *const *list;
+        size_t resources = azid_config_resources(config, &list);
+        size_t secrets = azid_config_secrets(config, &list);
+        finding(d, FINDING_OK, "config",
+                "%s is valid and safe; for user %s it grants %zu resource(s) and %zu "
+                "secret(s)", path, user ? user : "(none)", resources, secrets);
+    }
+}
+
+/* Whether the endpoint checks can go on. */
+static int check_source(struct doctor *d, azid_client *client)
+{
+    azid_source source;
+    azid_error err = {0};
+    if (azid_client_resolve_source(client, &source, &err) != AZID_OK) {
+        finding(d, FINDING_FAIL, "identity source", "%s", err.message);
+        return 0;
+    }
+    finding(d, FINDING_OK, "identity source", "%s, token endpoint %s", azid_source_name(source),
+            azid_client_endpoint(client));
+    return 1;
+}
+
+static void describe_identity(const azid_config *config, char *buf, size_t size)
+{
+    static const char *const selectors[] = {"client_id", "object_id", "msi_res_id"};
+    for (size_t i = 0; i < sizeof selectors / sizeof selectors[0]; i++) {
+        const char *value = azid_config_get(config, selectors[i]);
+        if (value && *value) {
+            snprintf(buf, size, "the user-assigned identity %s=%s", selectors[i], value);
+            return;
+        }
+    }
+    snprintf(buf, size, "the system-assigned identity");
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* What to do about a 4xx or 5xx answer to the token request. */
+static void explain_refusal(struct doctor *d, const azid_error *err, const char *identity,
+                            const char *config_path)
+{
+    if (err->http_status == 400 && strcasestr(err->message, "Identity not found"))
+        finding(d, FINDING_FAIL, "identity assigned",
+                "%s; %s is not assigned here: az vm identity assign -g GROUP -n VM "
+                "[--identities ID] (a new one can take a minute to show), or name an "
+                "assigned one with client_id= in %s", err->message, identity, config_path);
+    else if (err->http_status == 400 && strcasestr(err->message, "Multiple user assigned"))
+        finding(d, FINDING_FAIL, "identity assigned",
+                "%s; this machine has several user-assigned identities and no system-assigned "
+                "one, so requests must name one: set client_id= (or object_id=, msi_res_id=) "
+                "in %s", err->message, config_path);
+    else
+        finding(d, FINDING_FAIL, "identity assigned",
+                "%s; asking for %s was refused: check the identity settings in %s (and, for "
+                "a 5xx, retry later: the endpoint may be updating)", err->message, identity,
+                config_path);
+}
+
+static void check_identity(struct doctor *d, azid_client *client, const azid_config *config,
+                           const char *config_path)
+{
+    char identity[600];
+    describe_identity(config, identity, sizeof identity);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    azid_token *token = NULL;
+    azid_error err = {0};
+    azid_status status = azid_client_get_token(client, AZID_DEFAULT_RESOURCE, &token, &err);
+    long ms = elapsed_ms(&start);
+
+    if (status == AZID_ERR_UNREACHABLE || status == AZID_ERR_TIMEOUT) {
+        finding(d, FINDING_FAIL, "endpoint reachable",
+                "%s; check the route and firewall to it (Azure's IMDS answers only on the "
+                "primary NIC), or fix endpoint= in %s", err.message, config_path);
+        return;
+    }
+    if (status != AZID_OK && status != AZID_ERR_HTTP && status != AZID_ERR_RESPONSE) {
+        finding(d, FINDING_FAIL, "identity assigned", "%s", err.message);
+        return;
+    }
+    if (err.http_status)
+        finding(d, FINDING_OK, "endpoint reachable", "%s answered HTTP %ld in %ld ms",
+                azid_client_endpoint(client), err.http_status, ms);
+    else
+        finding(d, FINDING_OK, "endpoint reachable", "%s answered in %ld ms",
+                azid_client_endpoint(client), ms);
+
+    if (status == AZID_ERR_HTTP) {
+        explain_refusal(d, &err, identity, config_path);
+    } else if (status == AZID_ERR_RESPONSE) {
+        finding(d, FINDING_FAIL, "identity assigned",
+                "%s; the endpoint answered but not with a valid token: is it really a "
+                "managed-identity endpoint?", err.message);
+    } else {
+        char left[32];
+        format_time_left((long)(azid_token_expires_on(token) - time(NULL)), left, sizeof left);
+        finding(d, FINDING_OK, "identity assigned",
+                "%s got a token for %s, valid for %s", identity, AZID_DEFAULT_RESOURCE, left);
+        azid_token_free(token);
+    }
+}
+
+static void check_keyring(struct doctor *d)
+{
+    azid_error err = {0};
+    uid_t uid = getuid();
+    switch (azid_keyring_check_session(uid, &err)) {
+    case AZID_OK: {
+        struct key_snapshot snap;
+        size_t count = 0;
+        if (keys_snapshot(&snap, NULL) == AZID_OK) {
+            count = snap.count;
+            keys_snapshot_free(&snap);
+        }
+        finding(d, FINDING_OK, "keyring",
+                "this session has its own keyring, owned by uid %u, where pam_azid stores "
+                "keys; %zu azid key(s) in reach ('azid list')", (unsigned)uid, count);
+        break;
+    }
+    case AZID_ERR_NOT_SESSION:
+        finding(d, FINDING_WARN, "keyring",
+                "%s; sudo, and su without '-', keep the invoking user's keyring: run azid "
+                "doctor in a fresh login to see what pam_azid sees", err.message);
+        break;
+    default:
+        finding(d, FINDING_FAIL, "keyring",
+                "%s; azid cannot store tokens here: the kernel keyring is blocked (a "
+                "container's seccomp profile must allow add_key and keyctl) or missing "
+                "(CONFIG_KEYS)", err.message);
+        break;
+    }
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"timeout", required_argument, NULL, 't'},
+        {"pam-dir", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = AZID_CONFIG_PATH, *endpoint = NULL, *pam_dir = PAM_DIR;
+    long timeout_ms = DOCTOR_TIMEOUT_MS;
+    int c, config_given = 0;
+    while ((c = next_option(argc, argv, options)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            config_given = 1;
+            break;
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 't':
+            if ((timeout_ms = parse_seconds_ms(optarg)) < 0)
+                return usage_error("doctor", "--timeout wants seconds (0 < S <= 86400), not '%s'",
+                                   optarg);
+            break;
+        case 'p':
+            pam_dir = optarg;
+            break;
+        case 'h':
+            return print_help("doctor", help);
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return usage_error("doctor", "unexpected argument '%s'", argv[optind]);
+
+    azid_config *config = azid_config_new();
+    azid_error config_err = {0}, err = {0};
+    char *config_arg = NULL;
+    if (!config || (config_given && asprintf(&config_arg, "config=%s", config_path) < 0)) {
+        azid_config_free(config);
+        report("doctor", "out of memory");
+        return EXIT_FAIL;
+    }
+    if (config_arg && azid_config_apply_arg(config, config_arg, &err) != AZID_OK) {
+        free(config_arg);
+        azid_config_free(config);
+        return usage_error("doctor", "%s", err.message);
+    }
+    free(config_arg);
+    const struct passwd *pw = getpwuid(getuid());
+    const char *user = pw ? pw->pw_name : NULL;
+    azid_status config_status = azid_config_load(config, user, &config_err);
+
+    /* A config that does not load leaves the defaults, which still say
+     * whether the endpoint answers. */
+    azid_client *client = NULL;
+    azid_status client_status = azid_config_new_client(config, &client, &err);
+    if (client_status == AZID_OK && endpoint &&
+        azid_client_set_endpoint(client, endpoint, &err) != AZID_OK) {
+        azid_client_free(client);
+        azid_config_free(config);
+        return usage_error("doctor", "%s", err.message);
+    }
+    if (client_status == AZID_OK)
+        client_status = azid_client_set_timeout_ms(client, timeout_ms, &err);
+
+    struct doctor d = {0, 0};
+    check_machine(&d);
+    check_config(&d, config_status, &config_err, config_path, user, config);
+    if (client_status != AZID_OK)
+        finding(&d, FINDING_FAIL, "identity source", "%s; fix the source, endpoint and identity "
+                "settings in %s", err.message, config_path);
+    else if (check_source(&d, client))
+        check_identity(&d, client, config, config_path);
+    check_keyring(&d);
+    doctor_check_pam(&d, pam_dir);
+
+    azid_client_free(client);
+    azid_config_free(config);
+    int rc = finish_stdout("doctor");
+    return rc != EXIT_OK ? rc : d.failures ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT
+ * azid secret: print a Key Vault secret pam_azid stored in the caller's
+ * keyring. */
+#include "config.h"
+
+#include "azid.h"
+#include "commands.h"
+#include "keys.h"
+#include "output.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char help[] =
+    "Prints a Key Vault secret that pam_azid stored in your keyring at login,\n"
+    "followed by a newline.  Name it by\n"
+    "  NAME                 the secret's name, when one vault's secret has it\n"
+    "  VAULT-HOST/NAME      as 'azid list' shows it (myvault.vault.azure.net/db-password)\n"
+    "  SECRET-URL           https://VAULT-HOST/secrets/NAME[/VERSION], as in azid.conf\n"
+    "Names and hosts match without regard to case, as in Key Vault.\n"
+    "\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 printed; 1 no such secret, it expired, or NAME is ambiguous;\n"
+    "2 usage.\n";
+
+struct secret_ref {
+    char *host; /* NULL for a bare name */
+    char *name;
+};
+
+static void secret_ref_free(struct secret_ref *ref)
+{
+    free(ref->host);
+    free(ref->name);
+}
+
+static int bad_url(const char *arg)
+{
+    return usage_error("secret", "'%s' is not a Key Vault secret URL "
+                                 "(https://VAULT-HOST/secrets/NAME[/VERSION])", arg);
+}
+
+/* Splits the argument into host and name; EXIT_OK, EXIT_USAGE or
+ * EXIT_FAIL (out of memory). */
+static int parse_ref(const char *arg, struct secret_ref *ref)
+{
+    const char *rest = arg, *host = NULL, *name;
+    size_t host_len = 0, name_len;
+    const char *scheme_end = strstr(arg, "://");
+    if (scheme_end) {
+        if (strncasecmp(arg, "https://", 8) != 0)
+            return bad_url(arg);
+        host = arg + 8;
+        host_len = strcspn(host, "/?#");
+        rest = host + host_len;
+        if (strncmp(rest, "/secrets/", 9) != 0)
+            return bad_url(arg);
+        name = rest + 9;
+        name_len = strcspn(name, "/?#");
+        /* a version segment may follow; it does not change the key */
+        const char *after = name + name_len;
+        if (*after == '/')
+            after += 1 + strcspn(after + 1, "/?#");
+        if (*after == '/')
+            after++;
+        if (*after && *after != '?' && *after != '#')
+            return bad_url(arg);
+    } else if (strchr(arg, '/')) {
+        host = arg;
+        host_len = strcspn(arg, "/");
+        name = arg + host_len + 1;
+        name_len = strlen(name);
+        if (strchr(name, '/'))
+            return usage_error("secret", "'%s' is neither NAME nor VAULT-HOST/NAME", arg);
+    } else {
+        name = arg;
+        name_len = strlen(arg);
+    }
+    if (name_len == 0 || (host && host_len == 0))
+        return usage_error("secret", "'%s' names no secret", arg);
+    ref->host = host ? strndup(host, host_len) : NULL;
+    ref->name = strndup(name, name_len);
+    if ((host && !ref->host) || !ref->name) {
+        report("secret", "out of memory");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* Whether a stored "host/name" is the secret ref names. */
+static int matches(const char *stored, const struct secret_ref *ref)
+{
+    const char *slash = strrchr(stored, '/');
+    if (!slash || strcasecmp(slash + 1, ref->name) != 0)
+        return 0;
+    return !ref->host || (strlen(ref->host) == (size_t)(slash - stored) &&
+                          strncasecmp(stored, ref->host, (size_t)(slash - stored)) == 0);
+}
+
+/* The stored key ref names, or NULL after saying why there is not exactly
+ * one. */
+static const struct stored_key *find_secret(const struct key_snapshot *snap,
+                                            const struct secret_ref *ref, const char *arg)
+{
+    const struct stored_key *found = NULL;
+    size_t count = 0;
+    char hosts[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < snap->count; i++) {
+        const char *stored = key_name(&snap->keys[i], SECRET_PREFIX);
+        if (!stored || !matches(stored, ref))
+            continue;
+        found = &snap->keys[i];
+        count++;
+        if (used < sizeof hosts) {
+            int n = snprintf(hosts + used, sizeof hosts - used, "%s%.*s", used ? ", " : "",
+                             (int)(strrchr(stored, '/') - stored), stored);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    if (count == 1)
+        return found;
+    if (count > 1) {
+        report("secret", "secret %s is stored from %zu vaults (%s); name one: azid secret "
+                         "VAULT-HOST/%s", ref->name, count, hosts, ref->name);
+    } else {
+        char stored[1024];
+        keys_join_names(snap, SECRET_PREFIX, stored, sizeof stored);
+        report("secret", "no secret %s in your keyring: it expired or was never stored "
+                         "(stored: %s); pam_azid stores the secret= URLs azid.conf grants you at "
+                         "login", arg, stored);
+    }
+    return NULL;
+}
+
+static int print_secret(const struct stored_key *key)
+{
+    char *payload = NULL;
+    size_t length = 0;
+    azid_error err = {0};
+    azid_status status = azid_keyring_read(key->description, &payload, &length, &err);
+    if (status == AZID_ERR_NOT_FOUND) {
+        report("secret", "the copy of %s in your keyring expired just now; log in again to "
+                         "get a fresh one", key_name(key, SECRET_PREFIX));
+        return EXIT_FAIL;
+    }
+    if (status != AZID_OK)
+        return report_error("secret", &err);
+    int rc = print_value("secret", payload, length);
+    explicit_bzero(payload, length);
+    free(payload);
+    return rc;
+}
+
+int cmd_secret(int argc, char **argv)
+{
+    int rc = parse_keyring_options(argc, argv, help, NULL);
+    if (rc >= 0)
+        return rc;
+    if (argc - optind != 1)
+        return usage_error("secret", "name one secret");
+
+    const char *arg = argv[optind];
+    struct secret_ref ref = {NULL, NULL};
+    rc = parse_ref(arg, &ref);
+    if (rc != EXIT_OK) {
+        secret_ref_free(&ref);
+        return rc;
+    }
+    azid_error err = {0};
+    struct key_snapshot snap;
+    if (keys_snapshot(&snap, &err) != AZID_OK) {
+        rc = report_error("secret", &err);
+    } else {
+        const struct stored_key *key = find_secret(&snap, &ref, arg);
+        rc = key ? print_secret(key) : EXIT_FAIL;
+        keys_snapshot_free(&snap);
+    }
+    secret_ref_free(&ref);
+    return rc;
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT
+ * azid token: print an access token pam_azid stored in the caller's
+ * keyring. */
+#include "config.h"
+
+#include "azid.h"
+#include "commands.h"
+#include "keys.h"
+#include "output.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "Prints the access token for RESOURCE that pam_azid stored in your keyring\n"
+    "at login, followed by a newline, for example:\n"
+    "  curl -H \"Authorization: Bearer $(azid token https://vault.azure.net)\" ...\n"
+    "RESOURCE is tried as given, then with one trailing '/' added or removed.\n"
+    "Without RESOURCE, prints the only token stored.\n"
+    "\n"
+    "  --json      print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"};\n"
+    "              expires_on (epoch seconds) is the token's own expiry (its JWT exp\n"
+    "              claim), else when the stored copy expires, else null\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 printed; 1 no such token, or it expired; 2 usage.\n";
+
+static const char relogin_hint[] =
+    "log in again to get a fresh one, or get one directly with 'azid fetch'";
+
+/* The resource with one trailing '/' added or removed; NULL when out of
+ * memory. */
+static char *slash_variant(const char *resource)
+{
+    size_t n = strlen(resource);
+    if (n && resource[n - 1] == '/')
+        return strndup(resource, n - 1);
+    char *s = malloc(n + 2);
+    if (s) {
+        memcpy(s, resource, n);
+        memcpy(s + n, "/", 2);
+    }
+    return s;
+}
+
+/* Reads the token stored for resource into *payload; *description gets the
+ * key that held it.  AZID_ERR_NOT_FOUND when neither spelling is there. */
+static azid_status read_token(const char *resource, char **description, char **payload,
+                              size_t *length, azid_error *err)
+{
+    char *variant = slash_variant(resource);
+    const char *names[] = {resource, variant};
+    azid_status status = AZID_ERR_NOMEM;
+    for (size_t i = 0; i < 2 && names[i]; i++) {
+        char *desc = azid_key_description_token(names[i]);
+        if (!desc)
+            break;
+        status = azid_keyring_read(desc, payload, length, err);
+        if (status == AZID_OK) {
+            *description = desc;
+            break;
+        }
+        free(desc);
+        if (status != AZID_ERR_NOT_FOUND)
+            break;
+    }
+    if (status == AZID_ERR_NOMEM) {
+        err->status = status;
+        snprintf(err->message, sizeof err->message, "out of memory");
+    }
+    free(variant);
+    return status;
+}
+
+/* Why resource is not there, for the one-line message on stderr.  An
+ * expired key cannot be told from one never stored: the kernel hides both. */
+static int explain_absent(const struct key_snapshot *snap, const char *resource)
+{
+    char stored[1024];
+    keys_join_names(snap, TOKEN_PREFIX, stored, sizeof stored);
+    report("token", "no token for %s in your keyring: it expired or was never stored (stored: "
+                    "%s); %s", resource, stored, relogin_hint);
+    return EXIT_FAIL;
+}
+
+static int base64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* The "exp" claim of a JWT (header.claims.signature, base64url-encoded
+ * JSON), or -1 when the token is not one or has none.  The kernel shows a
+ * key's time left only rounded down to its unit (minutes, hours), so this
+ * is the precise expiry whenever there is one; Azure's tokens are JWTs. */
+static int64_t jwt_expiry(const char *token)
+{
+    const char *claims = strchr(token, '.');
+    if (!claims)
+        return -1;
+    claims++;
+    size_t len = strcspn(claims, ".");
+    if (claims[len] != '.' || len == 0 || len > 65536)
+        return -1;
+    unsigned char *json = malloc(len);
+    if (!json)
+        return -1;
+    size_t n = 0;
+    unsigned long bits = 0;
+    unsigned nbits = 0;
+    for (size_t i = 0; i < len && claims[i] != '='; i++) {
+        int v = base64url_value(claims[i]);
+        if (v < 0) {
+            n = 0;
+            break;
+        }
+        bits = (bits << 6) | (unsigned long)v;
+        nbits += 6;
+        if (nbits >= 8) {
+            nbits -= 8;
+            json[n++] = (unsigned char)(bits >> nbits);
+            bits &= (1ul << nbits) - 1;
+        }
+    }
+    json_t *root = n ? json_loadb((const char *)json, n, 0, NULL) : NULL;
+    explicit_bzero(json, len);
+    free(json);
+    json_t *exp = json_object_get(root, "exp");
+    int64_t expiry = json_is_integer(exp) ? (int64_t)json_integer_value(exp)
+                     : json_is_real(exp)  ? (int64_t)json_real_value(exp)
+                                          : -1;
+    json_decref(root);
+    return expiry > 0 ? expiry : -1;
+}
+
+/* The resource of the only token stored, or NULL after saying why there is
+ * not exactly one. */
+static const char *only_resource(const struct key_snapshot *snap)
+{
+    const char *found = NULL;
+    size_t count = 0;
+    for (size_t i = 0; i < snap->count; i++) {
+        const char *name = key_name(&snap->keys[i], TOKEN_PREFIX);
+        if (name) {
+            found = name;
+            count++;
+        }
+    }
+    if (count == 1)
+        return found;
+    if (count == 0) {
+        report("token", "no azid token in your keyring; pam_azid stores them at login (see "
+                        "'azid doctor'), or get one directly with 'azid fetch'");
+    } else {
+        char stored[1024];
+        keys_join_names(snap, TOKEN_PREFIX, stored, sizeof stored);
+        report("token", "%zu tokens in your keyring (%s); name one: azid token RESOURCE", count,
+               stored);
+    }
+    return NULL;
+}
+
+int cmd_token(int argc, char **argv)
+{
+    int json = 0;
+    int rc = parse_keyring_options(argc, argv, help, &json);
+    if (rc >= 0)
+        return rc;
+    if (argc - optind > 1)
+        return usage_error("token", "one RESOURCE at most");
+
+    azid_error err = {0};
+    struct key_snapshot snap;
+    if (keys_snapshot(&snap, &err) != AZID_OK)
+        return report_error("token", &err);
+
+    const char *resource = optind < argc ? argv[optind] : only_resource(&snap);
+    rc = EXIT_FAIL;
+    char *description = NULL, *payload = NULL;
+    size_t length = 0;
+    if (resource) {
+        azid_status status = read_token(resource, &description, &payload, &length, &err);
+        if (status == AZID_ERR_NOT_FOUND)
+            rc = explain_absent(&snap, resource);
+        else if (status != AZID_OK)
+            rc = report_error("token", &err);
+        else if (json) {
+            const struct stored_key *key = keys_find(&snap, description);
+            int64_t expires_on = jwt_expiry(payload);
+            if (expires_on < 0 && key)
+                expires_on = key->expires_on;
+            json_print_token(payload, expires_on, description + strlen(TOKEN_PREFIX), "Bearer");
+            rc = finish_stdout("token");
+        } else {
+            rc = print_value("token", payload, length);
+        }
+    }
+    if (payload) {
+        explicit_bzero(payload, length);
+        free(payload);
+    }
+    free(description);
+    keys_snapshot_free(&snap);
+    return rc;
+}

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""azid doctor as an admin would read it: a throwaway user in its own
+session keyring, the IMDS emulator on loopback inside a private network
+namespace, PAM stacks and config files in a temporary directory."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clitest  # noqa: E402
+
+clitest.enter_namespace(network=True)
+import harness  # noqa: E402
+
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+ASSET_TAG_FILE = "/sys/class/dmi/id/chassis_asset_tag"
+LINE = re.compile(r"^(ok|warn|FAIL) +([^:]+): (.*)$")
+
+GOOD_PAM = {
+    "common-auth": "auth required pam_unix.so\n",
+    "common-session": "session required pam_unix.so\n"
+                      "session optional pam_azid.so resource=https://vault.azure.net\n",
+    "sshd": "@include common-auth\n"
+            "session optional pam_keyinit.so force revoke\n"
+            "@include common-session\n",
+    "other": "session required pam_deny.so\n",
+}
+
+box = emulator = None
+
+
+def set_asset_tag(tag):
+    with open(ASSET_TAG_FILE, "w") as f:
+        f.write(tag + "\n")
+
+
+def setUpModule():
+    global box, emulator
+    box = clitest.Sandbox()
+    # Whatever machine runs this, doctor sees one that is not on Azure: a
+    # tmpfs over /sys/class holding a plain asset tag, none over an Arc agent.
+    box.mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/sys/class")
+    os.makedirs(os.path.dirname(ASSET_TAG_FILE))
+    set_asset_tag("No Asset Tag")
+    if os.path.exists("/opt/azcmagent"):
+        box.mount("-t", "tmpfs", "tmpfs", "/opt/azcmagent")
+    emulator = harness.Emulator(box.dir)
+
+
+def tearDownModule():
+    emulator.stop()
+    box.close()
+
+
+def write_pam(name, files):
+    for file, text in files.items():
+        box.write(os.path.join(name, file), text)
+    return box.path(name)
+
+
+def findings(result):
+    """{what: (level, detail)} of a doctor run; every line must be a finding."""
+    out = {}
+    for line in result.stdout.splitlines():
+        m = LINE.match(line)
+        if not m:
+            raise AssertionError("not a finding line: %r" % line)
+        out[m.group(2)] = (m.group(1), m.group(3))
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Doctor(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pam = write_pam("pam-good", GOOD_PAM)
+        cls.config = box.write("good.conf", "resource = https://vault.azure.net\n")
+
+    def doctor(self, *args, keyring=True, endpoint=None):
+        argv = ["doctor", "--pam-dir", self.pam, "--config", self.config]
+        argv += ["--endpoint", endpoint or emulator.url]
+        return box.azid(*(argv + list(args)), keyring=keyring)
+
+    def assertNoToken(self, result):
+        for entry in emulator.log():
+            if entry["access_token"]:
+                self.assertNotIn(entry["access_token"], result.stdout + result.stderr)
+
+    def test_healthy_setup(self):
+        r = self.doctor()
+        f = findings(r)
+        self.assertEqual((r.rc, r.stderr), (0, ""), r)
+        self.assertEqual(f["Azure machine"][0], "warn")  # this test machine is not one
+        for what in ("config", "identity source", "endpoint reachable", "identity assigned",
+                     "keyring", "PAM stack sshd"):
+            self.assertEqual(f[what][0], "ok", (what, f[what]))
+        self.assertIn("imds, token endpoint %s/metadata/identity/oauth2/token" % emulator.url,
+                      f["identity source"][1])
+        self.assertIn("grants 1 resource(s)", f["config"][1])
+        self.assertIn("system-assigned identity got a token", f["identity assigned"][1])
+        self.assertIn("pam_keyinit.so (sshd:2) before pam_azid.so (common-session:2)",
+                      f["PAM stack sshd"][1])
+        self.assertNotIn("PAM stack common-session", f, "an included file is no stack")
+        self.assertNoToken(r)
+
+    def test_azure_vm_at_the_imds_address(self):
+        # Azure's asset tag, and IMDS's address on this namespace's loopback:
+        # doctor with no endpoint finds both.
+        subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
+        try:
+            set_asset_tag(AZURE_ASSET_TAG)
+            with harness.Emulator(box.dir, bind="169.254.169.254", extra_args=["--port", "80"]) as imds:
+                r = box.azid("doctor", "--pam-dir", self.pam, "--config", self.config)
+                self.assertEqual(len(imds.requests()), 1)
+        finally:
+            set_asset_tag("No Asset Tag")
+            subprocess.run(["ip", "addr", "del", "169.254.169.254/32", "dev", "lo"], check=False)
+        f = findings(r)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(f["Azure machine"][0], "ok")
+        self.assertIn("Azure VM", f["Azure machine"][1])
+        self.assertEqual(f["identity source"],
+                         ("ok", "imds, token endpoint http://169.254.169.254/metadata/identity/oauth2/token"))
+        self.assertEqual(f["identity assigned"][0], "ok")
+
+    def test_identity_not_found(self):
+        self.config = box.write("client.conf", "client_id = 11111111-2222-3333-4444-555555555555\n")
+        r = self.doctor()
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        self.assertEqual(f["endpoint reachable"][0], "ok")
+        self.assertIn("HTTP 400", f["endpoint reachable"][1])
+        level, detail = f["identity assigned"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn("Identity not found", detail)
+        self.assertIn("client_id=11111111-2222-3333-4444-555555555555 is not assigned", detail)
+        self.assertIn("az vm identity assign", detail)
+        self.assertIn("client_id= in " + self.config, detail)
+
+    def test_multiple_user_assigned_identities(self):
+        with harness.Emulator(box.dir, identities=["client_id=a1,object_id=o1,msi_res_id=r1",
+                                                   "client_id=b2,object_id=o2,msi_res_id=r2"]) as emu:
+            r = self.doctor(endpoint=emu.url)
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        level, detail = f["identity assigned"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn("Multiple user assigned identities", detail)
+        self.assertIn("set client_id= (or object_id=, msi_res_id=) in " + self.config, detail)
+
+    def test_unreachable_endpoint(self):
+        url = "http://127.0.0.1:%d" % free_port()
+        r = self.doctor("--timeout", "1", endpoint=url)
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        level, detail = f["endpoint reachable"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn(url, detail)
+        self.assertIn("check the route and firewall", detail)
+        self.assertNotIn("identity assigned", f)
+        self.assertLess(r.elapsed, 5)
+
+    def test_unsafe_config_file(self):
+        self.config = box.write("unsafe.conf", "resource = https://vault.azure.net\n", mode=0o666)
+        r = self.doctor()
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        level, detail = f["config"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn(self.config, detail)
+        self.assertIn("writable", detail)
+
+    def test_malformed_config_names_file_and_line(self):
+        self.config = box.write("bad.conf", "# azid\nresource = https://vault.azure.net\nnot_a_key = 1\n")
+        r = self.doctor()
+        level, detail = findings(r)["config"]
+        self.assertEqual((r.rc, level), (1, "FAIL"))
+        self.assertIn(self.config + ":3", detail)
+
+    def test_pam_stacks(self):
+        self.pam = write_pam("pam-mixed", {
+            "common-session": GOOD_PAM["common-session"],
+            "sshd": GOOD_PAM["sshd"],
+            "login": "session optional pam_azid.so\nsession optional pam_keyinit.so force revoke\n",
+            "su": "session [success=ok default=ignore] pam_azid.so\n",
+            "cron": "session optional pam_keyinit.so revoke\n"
+                    "-session optional /lib/x86_64-linux-gnu/security/pam_azid.so\n",
+            "commented": "#session optional pam_keyinit.so force revoke\n"
+                         "session optional \\\n    pam_azid.so debug\n",
+            "sub": "session optional pam_keyinit.so force revoke # first\n"
+                   "session substack common-session\n",
+            "sshd.dpkg-old": "session optional pam_azid.so\n",
+        })
+        r = self.doctor()
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        self.assertEqual(f["PAM stack sshd"][0], "ok")
+        self.assertEqual(f["PAM stack sub"],
+                         ("ok", "pam_keyinit.so (sub:1) before pam_azid.so (common-session:2)"))
+        level, detail = f["PAM stack login"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn("pam_azid.so (login:1) runs before pam_keyinit.so (login:2)", detail)
+        self.assertIn("move 'session optional pam_keyinit.so force revoke' above", detail)
+        level, detail = f["PAM stack su"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn("pam_azid.so (su:1) has no pam_keyinit.so before it", detail)
+        level, detail = f["PAM stack cron"]
+        self.assertEqual(level, "warn")
+        self.assertIn("pam_keyinit.so (cron:1) lacks 'force'", detail)
+        level, detail = f["PAM stack commented"]
+        self.assertEqual(level, "FAIL")
+        self.assertIn("pam_azid.so (commented:2) has no pam_keyinit.so", detail)
+        self.assertNotIn("PAM stack common-session", f)
+        self.assertNotIn("PAM stack sshd.dpkg-old", f)
+
+    def test_no_stack_lists_pam_azid(self):
+        self.pam = write_pam("pam-none", {"sshd": "session optional pam_keyinit.so force revoke\n"})
+        r = self.doctor()
+        level, detail = findings(r)["PAM stacks"]
+        self.assertEqual((r.rc, level), (0, "warn"))
+        self.assertIn("no stack in %s lists pam_azid.so" % self.pam, detail)
+
+    def test_session_keyring_not_the_users(self):
+        r = self.doctor(keyring=False)
+        level, detail = findings(r)["keyring"]
+        self.assertEqual(level, "warn")
+        self.assertIn("pam_keyinit", detail)
+        self.assertEqual(r.rc, 0, "warnings alone do not fail")
+
+    def test_no_identity_source_off_azure(self):
+        r = box.azid("doctor", "--pam-dir", self.pam, "--config", self.config)
+        f = findings(r)
+        self.assertEqual(r.rc, 1)
+        self.assertEqual(f["Azure machine"][0], "warn")
+        self.assertIn("'No Asset Tag'", f["Azure machine"][1])
+        self.assertEqual(f["identity source"][0], "FAIL")
+        self.assertIn("endpoint=", f["identity source"][1])
+        self.assertNotIn("endpoint reachable", f)
+        self.assertLess(r.elapsed, 2, "off Azure, doctor does not wait for a timeout")
+
+    def test_usage_errors(self):
+        for args in (["--timeout", "soon"], ["--timeout", "0"], ["extra"], ["--endpoint", "ftp://x"],
+                     ["--verbose"]):
+            r = box.azid("doctor", *args)
+            self.assertEqual((r.rc, r.stdout), (2, ""), (args, r))
+            self.assertIn("azid doctor: ", r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()

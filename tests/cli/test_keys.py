@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""azid token, secret and list as a user would see them, against keys in the
+real kernel keyring of a throwaway user's own session."""
+
+import base64
+import json
+import os
+import secrets
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clitest  # noqa: E402
+from clitest import add_key, run, run_argv, sleep  # noqa: E402
+
+clitest.enter_namespace()
+import harness  # noqa: E402
+
+VAULT = "https://vault.azure.net"
+ARM = "https://management.azure.com/"
+
+
+def opaque_token():
+    return "tok-" + secrets.token_urlsafe(48)
+
+
+def jwt(claims):
+    def part(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return "%s.%s.%s" % (part(b'{"typ":"JWT","alg":"RS256"}'), part(json.dumps(claims).encode()),
+                         part(secrets.token_bytes(64)))
+
+
+box = None
+
+
+def setUpModule():
+    global box
+    box = clitest.Sandbox()
+
+
+def tearDownModule():
+    box.close()
+
+
+class Token(unittest.TestCase):
+    def test_only_token_needs_no_argument(self):
+        tok = opaque_token()
+        r = box.session([add_key("azid:token:" + VAULT, tok), run("token"), run("token", VAULT)])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout, res.stderr), (0, tok + "\n", ""))
+
+    def test_trailing_slash_variant_both_ways(self):
+        vault_tok, arm_tok = opaque_token(), opaque_token()
+        r = box.session([add_key("azid:token:" + VAULT, vault_tok),
+                         add_key("azid:token:" + ARM, arm_tok),
+                         run("token", VAULT + "/"), run("token", ARM.rstrip("/"))])
+        self.assertEqual((r[0].rc, r[0].stdout), (0, vault_tok + "\n"))
+        self.assertEqual((r[1].rc, r[1].stdout), (0, arm_tok + "\n"))
+
+    def test_several_tokens_need_a_resource(self):
+        a, b = opaque_token(), opaque_token()
+        r = box.session([add_key("azid:token:" + VAULT, a), add_key("azid:token:" + ARM, b),
+                         run("token"), run("token", ARM)])
+        self.assertEqual((r[0].rc, r[0].stdout), (1, ""))
+        self.assertIn("2 tokens", r[0].stderr)
+        self.assertIn(VAULT, r[0].stderr)
+        self.assertIn(ARM, r[0].stderr)
+        self.assertIn("azid token RESOURCE", r[0].stderr)
+        self.assertEqual(r[0].stderr.count("\n"), 1, "one line")
+        self.assertEqual((r[1].rc, r[1].stdout), (0, b + "\n"))
+
+    def test_no_token(self):
+        r = box.session([run("token"), run("token", VAULT)])
+        self.assertEqual((r[0].rc, r[0].stdout), (1, ""))
+        self.assertIn("no azid token in your keyring", r[0].stderr)
+        self.assertEqual((r[1].rc, r[1].stdout), (1, ""))
+        self.assertIn("no token for %s" % VAULT, r[1].stderr)
+
+    def test_other_resource_names_what_is_stored(self):
+        r = box.session([add_key("azid:token:" + VAULT, opaque_token()),
+                         run("token", "https://storage.azure.com/")])
+        self.assertEqual((r[0].rc, r[0].stdout), (1, ""))
+        self.assertIn("https://storage.azure.com/", r[0].stderr)
+        self.assertIn("stored: %s" % VAULT, r[0].stderr)
+
+    def test_expired_keys_are_gone(self):
+        # The only wait in this file: keys that expire after 1 s.
+        live, old, old_secret = opaque_token(), opaque_token(), "old-secret-value"
+        r = box.session([add_key("azid:token:" + VAULT, live),
+                         add_key("azid:token:" + ARM, old, timeout=1),
+                         add_key("azid:secret:v1.vault.azure.net/db", old_secret, timeout=1),
+                         sleep(1.5),
+                         run("token", ARM), run("token"), run("list"),
+                         run("secret", "db"), run("list", "--json")])
+        expired, only, listing, secret, listing_json = r
+        self.assertEqual((expired.rc, expired.stdout), (1, ""))
+        self.assertIn("expired or was never stored", expired.stderr)
+        self.assertEqual((only.rc, only.stdout), (0, live + "\n"))
+        self.assertEqual(listing.rc, 0)
+        self.assertEqual([line.split()[-1] for line in listing.stdout.splitlines()], [VAULT])
+        self.assertEqual((secret.rc, secret.stdout), (1, ""))
+        self.assertIn("no secret db", secret.stderr)
+        self.assertEqual([k["description"] for k in json.loads(listing_json.stdout)],
+                         ["azid:token:" + VAULT])
+
+    def test_json_from_jwt_exp_claim(self):
+        exp = int(time.time()) + 3000
+        tok = jwt({"aud": VAULT, "exp": exp})
+        r = box.session([add_key("azid:token:" + VAULT, tok, timeout=exp - int(time.time()) - 60),
+                         run("token", "--json", VAULT + "/")])
+        self.assertEqual(r[0].rc, 0, r[0])
+        self.assertTrue(r[0].stdout.endswith("}\n"))
+        self.assertEqual(json.loads(r[0].stdout), {"access_token": tok, "expires_on": exp,
+                                                   "resource": VAULT, "token_type": "Bearer"})
+
+    def test_json_without_exp_claim_is_the_key_expiry(self):
+        tok = opaque_token()
+        before = int(time.time())
+        r = box.session([add_key("azid:token:" + ARM, tok, timeout=3600), run("token", "--json"),
+                         add_key("azid:token:" + VAULT, jwt({"aud": VAULT}), timeout=0),
+                         run("token", VAULT, "--json")])
+        after = int(time.time())
+        doc = json.loads(r[0].stdout)
+        self.assertEqual(doc["access_token"], tok)
+        self.assertIsInstance(doc["expires_on"], int)
+        # /proc/keys shows "59m": rounded down, never later than the key.
+        self.assertLessEqual(doc["expires_on"], after + 3600)
+        self.assertGreaterEqual(doc["expires_on"], before + 3600 - 120)
+        self.assertIsNone(json.loads(r[1].stdout)["expires_on"], "a key with no timeout")
+
+    def test_works_in_a_header(self):
+        tok = opaque_token()
+        r = box.session([add_key("azid:token:" + VAULT, tok),
+                         run_argv("sh", "-c", 'echo "Authorization: Bearer $(azid token %s)"' % VAULT)])
+        self.assertEqual(r[0].stdout, "Authorization: Bearer %s\n" % tok)
+
+    def test_usage_errors(self):
+        r = box.session([run("token", VAULT, ARM), run("token", "--jsn")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout), (2, ""))
+            self.assertIn("usage: azid token", res.stderr)
+
+
+class Secret(unittest.TestCase):
+    def test_by_url_host_name_and_bare_name(self):
+        value = "pa55-" + secrets.token_hex(8)
+        r = box.session([add_key("azid:secret:kv1.vault.azure.net/db-password", value),
+                         run("secret", "https://kv1.vault.azure.net/secrets/db-password"),
+                         run("secret", "https://KV1.vault.azure.net/secrets/db-password/0123abcd"),
+                         run("secret", "https://kv1.vault.azure.net/secrets/db-password/"),
+                         run("secret", "kv1.vault.azure.net/db-password"),
+                         run("secret", "db-password"),
+                         run("secret", "DB-Password")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout, res.stderr), (0, value + "\n", ""))
+
+    def test_multiline_value_is_kept(self):
+        value = "-----BEGIN KEY-----\nabc\n-----END KEY-----"
+        r = box.session([add_key("azid:secret:kv1.vault.azure.net/pem", value),
+                         run("secret", "pem")])
+        self.assertEqual(r[0].stdout, value + "\n")
+
+    def test_ambiguous_name_lists_vaults(self):
+        r = box.session([add_key("azid:secret:kv1.vault.azure.net/db", "one"),
+                         add_key("azid:secret:kv2.vault.azure.net/db", "two"),
+                         run("secret", "db"), run("secret", "kv2.vault.azure.net/db")])
+        self.assertEqual((r[0].rc, r[0].stdout), (1, ""))
+        self.assertIn("kv1.vault.azure.net, kv2.vault.azure.net", r[0].stderr)
+        self.assertEqual((r[1].rc, r[1].stdout), (0, "two\n"))
+
+    def test_absent(self):
+        r = box.session([add_key("azid:secret:kv1.vault.azure.net/db", "one"),
+                         run("secret", "other"),
+                         run("secret", "https://kv2.vault.azure.net/secrets/db")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout), (1, ""))
+            self.assertIn("stored: kv1.vault.azure.net/db", res.stderr)
+
+    def test_usage_errors(self):
+        r = box.session([run("secret"), run("secret", "a", "b"),
+                         run("secret", "http://kv1.vault.azure.net/secrets/db"),
+                         run("secret", "https://kv1.vault.azure.net/keys/db"),
+                         run("secret", "https://kv1.vault.azure.net/secrets/db/v1/extra"),
+                         run("secret", "kv1/a/b")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout), (2, ""), res)
+            self.assertIn("usage: azid secret", res.stderr)
+
+
+class List(unittest.TestCase):
+    def test_kinds_names_and_time_left_never_values(self):
+        tok, value = opaque_token(), "s3cret-" + secrets.token_hex(8)
+        r = box.session([add_key("azid:token:" + VAULT, tok, timeout=3000),
+                         add_key("azid:secret:kv1.vault.azure.net/db", value, timeout=90),
+                         add_key("azid:token:" + ARM, opaque_token(), timeout=0),
+                         run("list"), run("list", "--json")])
+        text, js = r
+        self.assertEqual((text.rc, text.stderr), (0, ""))
+        # kind, time left (rounded down by the kernel), resource or host/name
+        self.assertRegex(text.stdout, r"\A"
+                         r"secret +(1m|8\ds) +kv1\.vault\.azure\.net/db\n"
+                         r"token +no expiry +https://management\.azure\.com/\n"
+                         r"token +(49|50)m +https://vault\.azure\.net\n\Z")
+        self.assertEqual(js.rc, 0)
+        keys = json.loads(js.stdout)
+        self.assertEqual(sorted(k["kind"] for k in keys), ["secret", "token", "token"])
+        for k in keys:
+            self.assertIsInstance(k["serial"], int)
+            if k["kind"] == "secret":
+                self.assertEqual((k["vault_host"], k["name"]), ("kv1.vault.azure.net", "db"))
+                self.assertIsInstance(k["seconds_left"], int)
+                self.assertIsInstance(k["expires_on"], int)
+            elif k["resource"] == ARM:
+                self.assertIsNone(k["seconds_left"])
+                self.assertIsNone(k["expires_on"])
+        for res in r:
+            self.assertNotIn(tok, res.stdout + res.stderr)
+            self.assertNotIn(value, res.stdout + res.stderr)
+
+    def test_empty(self):
+        r = box.session([run("list"), run("list", "--json")])
+        self.assertEqual((r[0].rc, r[0].stdout), (0, ""))
+        self.assertIn("no azid keys", r[0].stderr)
+        self.assertEqual((r[1].rc, json.loads(r[1].stdout), r[1].stderr), (0, [], ""))
+
+    def test_usage_error(self):
+        r = box.session([run("list", "extra"), run("list", "--all")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout), (2, ""))
+
+
+if __name__ == "__main__":
+    harness.main()
