@@ -95,6 +95,7 @@ int report_error(const char *command, const azid_error *err)
     case AZID_ERR_TIMEOUT:
     case AZID_ERR_HTTP:
     case AZID_ERR_RESPONSE:
+    case AZID_ERR_TLS:
         return EXIT_SOURCE;
     case AZID_ERR_ARGUMENT:
         return EXIT_USAGE;

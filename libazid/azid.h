@@ -41,7 +41,8 @@ typedef enum azid_status {
     AZID_ERR_QUOTA,       /* the user's key quota is full (EDQUOT) */
     AZID_ERR_NOT_SESSION, /* the session keyring is not a per-login keyring of the user */
     AZID_ERR_NOT_FOUND,   /* no such key, or it has expired */
-    AZID_ERR_SYSTEM       /* another operating-system error (named in the message) */
+    AZID_ERR_SYSTEM,      /* another operating-system error (named in the message) */
+    AZID_ERR_TLS          /* the server's TLS certificate is not trusted (never retried) */
 } azid_status;
 
 typedef struct azid_error {
@@ -131,8 +132,10 @@ const char *azid_client_endpoint(const azid_client *client);
 
 azid_status azid_client_get_token(azid_client *client, const char *resource,
                                   azid_token **out, azid_error *err);
-/* Reads https://<vault>.vault.azure.net/secrets/<name>[/<version>] with a
- * token for https://vault.azure.net from the same client. */
+/* Reads https://<vault>.vault.azure.net/secrets/<name>[/<version>] (or a
+ * vault under another cloud's Key Vault suffix) with a token for the vault's
+ * audience (https://vault.azure.net in the public cloud) from the same
+ * client, inside the same time budget. */
 azid_status azid_client_get_secret(azid_client *client, const char *secret_url,
                                    azid_secret **out, azid_error *err);
 

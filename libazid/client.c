@@ -212,8 +212,9 @@ static azid_status fail_final(azid_client *c, const struct client_call *call,
         if (f->transport == AZID_ERR_TIMEOUT || verdict == RETRY_STOP_BUDGET)
             return err_set_http(err, f->transport == AZID_ERR_TIMEOUT ? AZID_ERR_TIMEOUT
                                                                       : AZID_ERR_UNREACHABLE, 0,
-                                "%s %s: no token within the %.1f s time budget (%d attempt%s; "
-                                "last: %s)", call->label, call->url, budget_s, attempts,
+                                "%s %s: no %s within the %.1f s time budget (%d attempt%s; "
+                                "last: %s)", call->label, call->url,
+                                call->wanted ? call->wanted : "token", budget_s, attempts,
                                 attempts == 1 ? "" : "s", f->text);
         return err_set_http(err, AZID_ERR_UNREACHABLE, 0,
                             "%s %s: %s (%d attempts); check that the endpoint is up and "
@@ -229,9 +230,15 @@ static azid_status fail_final(azid_client *c, const struct client_call *call,
     else if (verdict == RETRY_STOP_RETRY_AFTER)
         snprintf(why, sizeof why, " (it asked to retry after %.1f s, past the %.1f s time "
                  "budget)", (double)f->retry_after_ms / 1000, budget_s);
-    return err_set_http(err, AZID_ERR_HTTP, f->status, "%s %s: HTTP %ld%s%s%s%s%s",
-                        call->label, call->url, f->status, f->text[0] ? " " : "", f->text, why,
-                        hint ? " \xe2\x80\x94 " : "", hint ? hint : "");
+    /* What to do matters more than all of the endpoint's text (Key Vault's
+     * 403 runs to 500 characters): the text gives way to the hint. */
+    int fixed = snprintf(NULL, 0, "%s %s: HTTP %ld %s%s%s", call->label, call->url, f->status,
+                         why, hint ? " \xe2\x80\x94 " : "", hint ? hint : "");
+    int room = (int)sizeof err->message - 1 - fixed;
+    return err_set_http(err, AZID_ERR_HTTP, f->status, "%s %s: HTTP %ld%s%.*s%s%s%s",
+                        call->label, call->url, f->status, f->text[0] ? " " : "",
+                        room > 0 ? room : 0, f->text, why, hint ? " \xe2\x80\x94 " : "",
+                        hint ? hint : "");
 }
 
 azid_status client_perform(azid_client *c, const struct client_call *call,
@@ -311,7 +318,8 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
             f.status = resp->status;
             f.retry_after_ms = resp->retry_after_ms;
             token_describe_error(resp->body, resp->length, f.text, sizeof f.text);
-            retryable = retry_status_retryable(f.status);
+            retryable = call->retryable ? call->retryable(f.status)
+                                        : retry_status_retryable(f.status);
         } else if (st == AZID_ERR_TIMEOUT || st == AZID_ERR_UNREACHABLE) {
             f.transport = st;
             memcpy(f.text, aerr.message, sizeof f.text - 1);

@@ -35,6 +35,7 @@ typedef const char *(*client_hint_fn)(long status, const char *error_text, void 
 
 struct client_call {
     const char *label;            /* "IMDS", "Key Vault", ... (messages) */
+    const char *wanted;           /* what is asked for, "token" when NULL (messages) */
     const char *url;              /* without query (messages) */
     const char *query;            /* appended to url; NULL for none */
     const char *method;           /* "GET" or "POST" */
@@ -44,6 +45,7 @@ struct client_call {
     int arc_challenge;            /* answer a 401 Basic challenge with the Arc key file */
     client_hint_fn hint;
     void *hint_ctx;
+    int (*retryable)(long status); /* transient HTTP statuses; NULL: retry_status_retryable */
 };
 
 /* Performs call with the retry policy (retry.h) inside the client's budget.

@@ -179,6 +179,12 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_NOPROXY, "*");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* Without it, cleaning up a handle cut off while resolving waits for
+     * getaddrinfo (resolv.conf's timeouts: 10 s and more) far past the
+     * budget; with it the resolver thread is left to finish on its own. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -267,6 +273,14 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
         st = err_set(err, AZID_ERR_RESPONSE, "response larger than %zu bytes", req->max_body);
     } else if (t.nomem) {
         st = err_set(err, AZID_ERR_NOMEM, "out of memory reading the response");
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
+        /* Not transient: retrying cannot make the certificate trusted. */
+        if (req->ca_file)
+            st = err_set(err, AZID_ERR_TLS, "%s (trusted: the system CA store and %s)", why,
+                         req->ca_file);
+        else
+            st = err_set(err, AZID_ERR_TLS, "%s (trusted: the system CA store; add the "
+                         "issuer's CA with ca_file=)", why);
     } else if (rc == CURLE_OPERATION_TIMEDOUT && connect_us == 0) {
         st = err_set(err, AZID_ERR_TIMEOUT, "could not connect within %.1f s",
                      (double)req->connect_timeout_ms / 1000);

@@ -30,7 +30,7 @@ log as a handshake failure and never as a request.
 
 Faults are consumed one per secret request, before anything is checked,
 in order (then requests are answered normally):
-    "<status>"               a Key Vault error body (codes below)
+    "<status>"               a Key Vault error body (403: its long RBAC text)
     "<status>:retry-after=N" the same with Retry-After: N
     "302"..."308"            a redirect to https://evil.example.com/<path>
     "hang"                   never answer (until the client gives up)
@@ -74,6 +74,18 @@ ERROR_CODES = {
     502: "BadGateway",
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
+}
+# Key Vault's own texts where they matter to a test: its 403 for a missing
+# role assignment is long (it names the caller, action and resource).
+ERROR_MESSAGES = {
+    403: "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments "
+         "or role definitions were changed recently, please observe propagation time.\r\nCaller: "
+         "appid=00000000-0000-0000-0000-000000000001;oid=00000000-0000-0000-0000-000000000002;"
+         "iss=https://sts.windows.net/00000000-0000-0000-0000-000000000000/\r\nAction: "
+         "'Microsoft.KeyVault/vaults/secrets/getSecret/action'\r\nResource: '/subscriptions/"
+         "00000000-0000-0000-0000-000000000003/resourcegroups/rg/providers/microsoft.keyvault/vaults/"
+         "myvault/secrets/db-password'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\n"
+         "DecisionReason: null \r\nVault: myvault;location=westeurope\r\n",
 }
 REDIRECTS = range(300, 309)
 SECRET_OPTIONS = re.compile(r",(version|exp|nbf|enabled)=([^,]*)$")
@@ -236,8 +248,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(code, b"", extra=[("Location", "https://evil.example.com" + self.path)])
                 return True
             extra = [("Retry-After", option[len("retry-after="):])] if sep else []
-            self.send_error_body(code, ERROR_CODES.get(code, "Error%d" % code), "emulated fault %s" % fault,
-                                 extra=extra)
+            self.send_error_body(code, ERROR_CODES.get(code, "Error%d" % code),
+                                 ERROR_MESSAGES.get(code, "emulated fault %s" % fault), extra=extra)
             return True
         self.close_connection = True
         return True
