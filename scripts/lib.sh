@@ -12,6 +12,8 @@ AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linu
                libpam-modules libpam-runtime openssl)
 # For the rest of the test suite.
 AZID_TEST_DEPS=(pamtester valgrind passwd)
+# To build the Debian packages and check them (tests/packaging/).
+AZID_DEB_DEPS=(build-essential debhelper dpkg-dev lintian)
 
 # azid_install_missing PACKAGE...: apt-get installs those not installed yet.
 azid_install_missing() {
