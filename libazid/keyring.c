@@ -1,0 +1,639 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Kernel keyring storage.  The module runs as root inside sshd/login/su,
+ * but the keys it stores must belong to the user: owner and quota follow
+ * the creating thread's fsuid/fsgid, so those are switched around every
+ * add_key, per thread (setfsuid is a plain syscall, glibc does not
+ * broadcast it to other threads).  See reference/keyring.md.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <errno.h>
+#include <keyutils.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOKEN_PREFIX "azid:token:"
+#define SECRET_PREFIX "azid:secret:"
+#define KEY_PREFIX "azid:"
+
+/* Possessor view/read/write/search/setattr, owner view: the login's
+ * processes (which possess the session keyring) read the key; other
+ * processes of the same uid see only its description; no LINK, so it
+ * cannot be copied into a keyring that outlives the session. */
+#define AZID_KEY_PERM                                                                    \
+    (KEY_POS_VIEW | KEY_POS_READ | KEY_POS_WRITE | KEY_POS_SEARCH | KEY_POS_SETATTR |     \
+     KEY_USR_VIEW)
+
+/* Bounds for walking keyrings in azid_keyring_list. */
+#define LIST_MAX_KEYRINGS 64
+#define LIST_MAX_KEYS 1024
+
+/* ---- descriptions ------------------------------------------------------ */
+
+static char *join3(const char *a, const char *b, const char *sep, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), ls = strlen(sep), lc = strlen(c);
+    char *s = malloc(la + lb + ls + lc + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, sep, ls);
+    memcpy(s + la + lb + ls, c, lc + 1);
+    return s;
+}
+
+char *azid_key_description_token(const char *resource)
+{
+    return resource ? join3(TOKEN_PREFIX, resource, "", "") : NULL;
+}
+
+char *azid_key_description_secret(const char *vault_host, const char *name)
+{
+    return vault_host && name ? join3(SECRET_PREFIX, vault_host, "/", name) : NULL;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static bool facility_unavailable(int e)
+{
+    return e == EPERM || e == ENOSYS;
+}
+
+static azid_status unavailable(azid_error *err, int e, const char *what)
+{
+    return err_set(err, AZID_ERR_KEYRING,
+                   "kernel keyring unavailable (%s: %s): keyctl is blocked here (container "
+                   "seccomp profile) or the kernel lacks CONFIG_KEYS; no key can be stored",
+                   what, strerror(e));
+}
+
+static void read_sysctl(const char *name, char *buf, size_t size)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/sys/kernel/keys/%s", name);
+    FILE *f = fopen(path, "re");
+    if (!f || !fgets(buf, (int)size, f))
+        snprintf(buf, size, "?");
+    if (f)
+        fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Maps the errno of a failed store step to a status and message. */
+static azid_status store_error(azid_error *err, int e, const char *step, const char *description,
+                               uid_t uid)
+{
+    if (e == EDQUOT) {
+        char bytes[32], keys[32];
+        read_sysctl(uid == 0 ? "root_maxbytes" : "maxbytes", bytes, sizeof bytes);
+        read_sysctl(uid == 0 ? "root_maxkeys" : "maxkeys", keys, sizeof keys);
+        return err_set(err, AZID_ERR_QUOTA,
+                       "cannot store %s: the key quota of uid %u is full (EDQUOT; "
+                       "kernel.keys.%s=%s, kernel.keys.%s=%s, shared by all its sessions); raise "
+                       "them with sysctl or store fewer resources/secrets",
+                       description, (unsigned)uid, uid == 0 ? "root_maxbytes" : "maxbytes", bytes,
+                       uid == 0 ? "root_maxkeys" : "maxkeys", keys);
+    }
+    if (facility_unavailable(e))
+        return unavailable(err, e, step);
+    return err_set(err, AZID_ERR_KEYRING, "cannot store %s (%s): %s", description, step,
+                   strerror(e));
+}
+
+/* ---- credentials ----------------------------------------------------------- */
+
+/* The real uid decides which user keyring KEY_SPEC_USER_KEYRING names.  The
+ * raw syscall changes only this thread; glibc's setresuid would change every
+ * thread of the host process (as pam_keyinit explains). */
+static int thread_setresuid(uid_t r, uid_t e, uid_t s)
+{
+#ifdef SYS_setresuid32
+    return (int)syscall(SYS_setresuid32, r, e, s);
+#else
+    return (int)syscall(SYS_setresuid, r, e, s);
+#endif
+}
+
+struct fs_creds {
+    uid_t fsuid;
+    gid_t fsgid;
+};
+
+/* Makes this thread act on the file system and the keyring as uid/gid.
+ * setfs[ug]id report the previous id, never an error: read back to check. */
+static azid_status fs_creds_become(struct fs_creds *saved, uid_t uid, gid_t gid, azid_error *err)
+{
+    saved->fsgid = (gid_t)setfsgid(gid);
+    saved->fsuid = (uid_t)setfsuid(uid);
+    if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) {
+        setfsuid(saved->fsuid);
+        setfsgid(saved->fsgid);
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "cannot act as uid %u gid %u to own the key (running as uid %u without "
+                       "CAP_SETUID/CAP_SETGID)",
+                       (unsigned)uid, (unsigned)gid, (unsigned)getuid());
+    }
+    return AZID_OK;
+}
+
+static void fs_creds_restore(const struct fs_creds *saved)
+{
+    setfsuid(saved->fsuid);
+    setfsgid(saved->fsgid);
+}
+
+/* ---- keyring targets ------------------------------------------------------- */
+
+/* Parses keyctl_describe output "type;uid;gid;perm;description". */
+struct key_desc {
+    char type[32];
+    unsigned uid, gid, perm;
+    char *description; /* points into the described buffer */
+};
+
+static int describe_key(key_serial_t key, char **buf, struct key_desc *d)
+{
+    if (keyctl_describe_alloc(key, buf) < 0)
+        return -1;
+    int n = 0;
+    if (sscanf(*buf, "%31[^;];%u;%u;%x;%n", d->type, &d->uid, &d->gid, &d->perm, &n) != 4 ||
+        n == 0) {
+        free(*buf);
+        *buf = NULL;
+        errno = EINVAL;
+        return -1;
+    }
+    d->description = *buf + n;
+    return 0;
+}
+
+/* The user keyring (_uid.<uid>) of uid.  When the caller's real uid differs
+ * (root in sshd), the real uid is switched for the lookup, as pam_keyinit
+ * does, because the kernel resolves @u from it.  setresuid also resets the
+ * fsuid to the euid, so the fsuid is set to uid again afterwards. */
+static key_serial_t user_keyring_of(uid_t uid)
+{
+    uid_t ruid = getuid();
+    if (ruid == uid)
+        return keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 1);
+    if (thread_setresuid(uid, (uid_t)-1, (uid_t)-1) < 0)
+        return -1;
+    key_serial_t u = keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 1);
+    int e = errno;
+    if (thread_setresuid(ruid, (uid_t)-1, (uid_t)-1) < 0) {
+        e = errno;
+        u = -1;
+    }
+    setfsuid(uid);
+    errno = e;
+    return u;
+}
+
+/* Where a key for target goes.  A user or persistent keyring is not
+ * possessed by the calling process, and without possession the new key's
+ * timeout and permissions cannot be set (only possessor bits allow it), so
+ * it is linked into this thread's keyring for the duration of the store
+ * (*staged = true; unstage_target removes that link). */
+static key_serial_t open_target(azid_keyring target, uid_t uid, bool *staged, const char **step)
+{
+    key_serial_t k;
+    *staged = false;
+    switch (target) {
+    case AZID_KEYRING_SESSION:
+        /* Never create one: a new session keyring made here would be
+         * root's and nobody's login. */
+        *step = "session keyring";
+        return keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0);
+    case AZID_KEYRING_USER:
+        *step = "user keyring";
+        k = user_keyring_of(uid);
+        if (k < 0)
+            return -1;
+        if (keyctl_link(k, KEY_SPEC_THREAD_KEYRING) < 0)
+            return -1;
+        *staged = true;
+        return k;
+    case AZID_KEYRING_PERSISTENT:
+        *step = "persistent keyring";
+        k = keyctl_get_persistent(uid, KEY_SPEC_THREAD_KEYRING);
+        if (k >= 0)
+            *staged = true;
+        return k;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static void unstage_target(key_serial_t keyring, bool staged)
+{
+    if (staged)
+        keyctl_unlink(keyring, KEY_SPEC_THREAD_KEYRING);
+}
+
+/* ---- the guard ---------------------------------------------------------------- */
+
+/* Whether keyring links uid's user keyring directly, as pam_keyinit's new
+ * session keyrings do.  A keyring some service created for itself
+ * (systemd's KeyringMode=private, shared by every sshd connection) does
+ * not, even when it belongs to the same uid. */
+static bool links_user_keyring(key_serial_t keyring, uid_t uid)
+{
+    void *list = NULL;
+    long n = keyctl_read_alloc(keyring, &list);
+    bool found = false;
+    char want[32];
+    snprintf(want, sizeof want, "_uid.%u", (unsigned)uid);
+    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t) && !found; i++) {
+        char *buf = NULL;
+        struct key_desc d;
+        if (describe_key(((key_serial_t *)list)[i], &buf, &d) == 0) {
+            found = strcmp(d.type, "keyring") == 0 && d.uid == uid &&
+                    strcmp(d.description, want) == 0;
+            free(buf);
+        }
+    }
+    free(list);
+    return found;
+}
+
+#define KEYINIT_HINT                                                                      \
+    "list 'session optional pam_keyinit.so force revoke' before pam_azid.so; nothing is " \
+    "stored into a shared or someone else's keyring"
+
+/* A special keyring's serial, never creating it. */
+static azid_status lookup_keyring(key_serial_t id, const char *name, key_serial_t *out,
+                                  azid_error *err)
+{
+    *out = keyctl_get_keyring_ID(id, 0);
+    if (*out >= 0)
+        return AZID_OK;
+    if (facility_unavailable(errno))
+        return unavailable(err, errno, name);
+    return err_set(err, AZID_ERR_KEYRING, "cannot look up the %s: %s", name, strerror(errno));
+}
+
+azid_status azid_keyring_check_session(uid_t uid, azid_error *err)
+{
+    key_serial_t s, us;
+    azid_status st = lookup_keyring(KEY_SPEC_SESSION_KEYRING, "session keyring", &s, err);
+    if (st == AZID_OK)
+        st = lookup_keyring(KEY_SPEC_USER_SESSION_KEYRING, "user-session keyring", &us, err);
+    if (st != AZID_OK)
+        return st;
+    char *buf = NULL;
+    struct key_desc d;
+    if (describe_key(s, &buf, &d) < 0)
+        return err_set(err, AZID_ERR_KEYRING, "cannot describe the session keyring %d: %s", s,
+                       strerror(errno));
+    if (s == us || strncmp(d.description, "_uid_ses.", 9) == 0)
+        st = err_set(err, AZID_ERR_NOT_SESSION,
+                     "the session keyring is not a per-login keyring of uid %u: it is the "
+                     "user-session keyring %s of uid %u (no pam_keyinit in this stack?); %s",
+                     (unsigned)uid, d.description, d.uid, KEYINIT_HINT);
+    else if (d.uid != uid)
+        st = err_set(err, AZID_ERR_NOT_SESSION,
+                     "the session keyring is not a per-login keyring of uid %u: %s %d belongs "
+                     "to uid %u (su/sudo without a new session, or no pam_keyinit?); %s",
+                     (unsigned)uid, d.description, s, d.uid, KEYINIT_HINT);
+    else if (!links_user_keyring(s, uid))
+        st = err_set(err, AZID_ERR_NOT_SESSION,
+                     "the session keyring is not a per-login keyring of uid %u: %s %d does not "
+                     "link _uid.%u as pam_keyinit's do (a keyring shared by a service?); %s",
+                     (unsigned)uid, d.description, s, (unsigned)uid, KEYINIT_HINT);
+    free(buf);
+    if (st == AZID_OK)
+        err_clear(err);
+    return st;
+}
+
+static bool key_gone(int e)
+{
+    return e == ENOKEY || e == EKEYEXPIRED || e == EKEYREVOKED;
+}
+
+/* ---- store, remove ------------------------------------------------------------- */
+
+azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const char *description,
+                               const void *payload, size_t length, int64_t expires_on,
+                               int32_t *serial, azid_error *err)
+{
+    if (serial)
+        *serial = -1;
+    if (!description || !*description || !payload || length == 0)
+        return err_set(err, AZID_ERR_ARGUMENT, "nothing to store: empty key description or value");
+    /* The kernel's limit for a "user" key. */
+    if (length > 32767)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "cannot store %s: %zu bytes is more than a user key holds (32767)",
+                       description, length);
+    int64_t timeout = expires_on - AZID_EXPIRY_SKEW_S - (int64_t)time(NULL);
+    if (timeout <= 0)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "not storing %s: it expires at %lld, less than %d s from now",
+                       description, (long long)expires_on, AZID_EXPIRY_SKEW_S);
+    if (timeout > UINT_MAX)
+        timeout = UINT_MAX;
+
+    /* Created before the switch so that root, not the user, owns it and
+     * pays for it: it stays with this thread after the store. */
+    if (target != AZID_KEYRING_SESSION && keyctl_get_keyring_ID(KEY_SPEC_THREAD_KEYRING, 1) < 0)
+        return store_error(err, errno, "thread keyring", description, uid);
+
+    struct fs_creds saved;
+    azid_status st = fs_creds_become(&saved, uid, gid, err);
+    if (st != AZID_OK)
+        return st;
+
+    bool staged = false;
+    const char *step = "";
+    key_serial_t key = -1;
+    key_serial_t dest = open_target(target, uid, &staged, &step);
+    int e = 0;
+    if (dest < 0) {
+        e = errno;
+    } else {
+        step = "add_key";
+        /* An existing key of that description is updated in place and its
+         * timeout reset to never: the timeout below is set on every write. */
+        key = add_key("user", description, payload, length, dest);
+        if (key < 0) {
+            e = errno;
+        } else if (keyctl_set_timeout(key, (unsigned)timeout) < 0) {
+            e = errno;
+            step = "set timeout";
+        } else if (keyctl_setperm(key, AZID_KEY_PERM) < 0) {
+            e = errno;
+            step = "set permissions";
+        }
+        if (e && key >= 0) {
+            /* Never leave a key without its timeout or with wider rights. */
+            keyctl_invalidate(key);
+            key = -1;
+        }
+        unstage_target(dest, staged);
+    }
+    fs_creds_restore(&saved);
+
+    if (e)
+        return store_error(err, e, step, description, uid);
+    if (serial)
+        *serial = key;
+    err_clear(err);
+    return AZID_OK;
+}
+
+/* pam_keyinit's revoke runs before pam_azid's close and clears the session
+ * keyring: its keys lose their last link (and this process its possession,
+ * hence EACCES) and are collected. */
+static bool session_keyring_revoked(void)
+{
+    return keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0) < 0 && errno == EKEYREVOKED;
+}
+
+azid_status azid_keyring_remove(int32_t serial, azid_error *err)
+{
+    if (keyctl_invalidate(serial) < 0) {
+        int e = errno;
+        if (facility_unavailable(e))
+            return unavailable(err, e, "invalidate");
+        if (!key_gone(e) && !(e == EACCES && session_keyring_revoked()))
+            return err_set(err, AZID_ERR_KEYRING,
+                           "cannot remove key %d: %s (no longer in a keyring this process "
+                           "possesses?)",
+                           serial, strerror(e));
+    }
+    err_clear(err);
+    return AZID_OK;
+}
+
+/* ---- read ---------------------------------------------------------------- */
+
+/* keyctl_read_alloc frees intermediate buffers without wiping them; this
+ * loop wipes every copy of the value. */
+static long read_wiped(key_serial_t key, char **out)
+{
+    for (int attempt = 0; attempt < 4; attempt++) {
+        long size = keyctl_read(key, NULL, 0);
+        if (size < 0)
+            return -1;
+        char *buf = malloc((size_t)size + 1);
+        if (!buf) {
+            errno = ENOMEM;
+            return -1;
+        }
+        long n = keyctl_read(key, buf, (size_t)size);
+        if (n >= 0 && n <= size) {
+            buf[n] = '\0';
+            *out = buf;
+            return n;
+        }
+        int e = errno;
+        wipe_free(buf, (size_t)size + 1);
+        if (n < 0) {
+            errno = e;
+            return -1;
+        }
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+azid_status azid_keyring_read(const char *description, char **payload, size_t *length,
+                              azid_error *err)
+{
+    *payload = NULL;
+    if (length)
+        *length = 0;
+    if (!description || !*description)
+        return err_set(err, AZID_ERR_ARGUMENT, "no key description given");
+    /* request_key without callout searches the thread, process and session
+     * keyrings (and what they link, such as @u under pam_keyinit) and skips
+     * expired keys; it never runs /sbin/request-key. */
+    key_serial_t key = request_key("user", description, NULL, 0);
+    if (key < 0 && errno == ENOKEY)
+        key = keyctl_search(KEY_SPEC_USER_KEYRING, "user", description, 0);
+    if (key < 0) {
+        int e = errno;
+        if (key_gone(e))
+            return err_set(err, AZID_ERR_NOT_FOUND,
+                           "no key %s in your session or user keyring (%s); log in again or "
+                           "run azid fetch",
+                           description,
+                           e == ENOKEY ? "expired or never stored" : strerror(e));
+        if (facility_unavailable(e))
+            return unavailable(err, e, "request_key");
+        return err_set(err, AZID_ERR_KEYRING, "cannot look up key %s: %s", description,
+                       strerror(e));
+    }
+    char *buf = NULL;
+    long n = read_wiped(key, &buf);
+    if (n < 0) {
+        int e = errno;
+        if (key_gone(e))
+            return err_set(err, AZID_ERR_NOT_FOUND, "key %s (%d) is no longer readable (%s); "
+                           "log in again or run azid fetch",
+                           description, key, strerror(e));
+        if (e == EACCES)
+            return err_set(err, AZID_ERR_KEYRING,
+                           "key %s (%d) exists but this process does not possess it (Permission "
+                           "denied): read it from the login session that stored it, or link "
+                           "the keyring holding it into your session keyring",
+                           description, key);
+        return err_set(err, AZID_ERR_KEYRING, "cannot read key %s (%d): %s", description, key,
+                       strerror(e));
+    }
+    *payload = buf;
+    if (length)
+        *length = (size_t)n;
+    err_clear(err);
+    return AZID_OK;
+}
+
+/* ---- list ------------------------------------------------------------------- */
+
+struct found_key {
+    key_serial_t serial;
+    char *description;
+    long seconds_left;
+};
+
+/* /proc/keys is the only place the kernel shows a key's remaining time,
+ * rounded down to its unit: "perm", "expd", "42s", "5m", "3h", "2d", "1w". */
+static long parse_timeout(const char *s)
+{
+    if (strcmp(s, "perm") == 0)
+        return -1;
+    if (strcmp(s, "expd") == 0)
+        return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    static const struct {
+        char unit;
+        long seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (*end == units[i].unit)
+            return v * units[i].seconds;
+    return -1;
+}
+
+static void fill_timeouts(struct found_key *keys, size_t n)
+{
+    FILE *f = fopen("/proc/keys", "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned serial;
+        char timeout[16];
+        if (sscanf(line, "%x %*s %*d %15s", &serial, timeout) != 2)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (keys[i].serial == (key_serial_t)serial)
+                keys[i].seconds_left = parse_timeout(timeout);
+    }
+    fclose(f);
+}
+
+struct walk {
+    key_serial_t rings[LIST_MAX_KEYRINGS];
+    size_t nrings;
+    struct found_key keys[LIST_MAX_KEYS];
+    size_t nkeys;
+};
+
+static bool walk_seen(const struct walk *w, key_serial_t k)
+{
+    for (size_t i = 0; i < w->nrings; i++)
+        if (w->rings[i] == k)
+            return true;
+    for (size_t i = 0; i < w->nkeys; i++)
+        if (w->keys[i].serial == k)
+            return true;
+    return false;
+}
+
+static void walk_add_ring(struct walk *w, key_serial_t k)
+{
+    if (k >= 0 && w->nrings < LIST_MAX_KEYRINGS && !walk_seen(w, k))
+        w->rings[w->nrings++] = k;
+}
+
+static azid_status walk_keyring(struct walk *w, key_serial_t ring)
+{
+    void *list = NULL;
+    long n = keyctl_read_alloc(ring, &list);
+    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
+        key_serial_t k = ((key_serial_t *)list)[i];
+        char *buf = NULL;
+        struct key_desc d;
+        if (walk_seen(w, k) || describe_key(k, &buf, &d) < 0)
+            continue; /* expired, revoked or not viewable: not listed */
+        if (strcmp(d.type, "keyring") == 0) {
+            walk_add_ring(w, k);
+        } else if (strcmp(d.type, "user") == 0 &&
+                   strncmp(d.description, KEY_PREFIX, strlen(KEY_PREFIX)) == 0 &&
+                   w->nkeys < LIST_MAX_KEYS) {
+            char *desc = strdup(d.description);
+            if (!desc) {
+                free(buf);
+                free(list);
+                return AZID_ERR_NOMEM;
+            }
+            w->keys[w->nkeys++] = (struct found_key){k, desc, -1};
+        }
+        free(buf);
+    }
+    free(list);
+    return AZID_OK;
+}
+
+azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx), void *ctx,
+                              azid_error *err)
+{
+    struct walk *w = calloc(1, sizeof *w);
+    if (!w)
+        return err_set(err, AZID_ERR_NOMEM, "out of memory listing keys");
+    key_serial_t s = keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0);
+    if (s < 0 && facility_unavailable(errno)) {
+        free(w);
+        return unavailable(err, errno, "session keyring");
+    }
+    /* The keyrings the caller possesses, then its user keyring (whose keys
+     * it can see even when it cannot read them). */
+    walk_add_ring(w, keyctl_get_keyring_ID(KEY_SPEC_THREAD_KEYRING, 0));
+    walk_add_ring(w, keyctl_get_keyring_ID(KEY_SPEC_PROCESS_KEYRING, 0));
+    walk_add_ring(w, s);
+    walk_add_ring(w, keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 0));
+    azid_status st = AZID_OK;
+    for (size_t i = 0; i < w->nrings && st == AZID_OK; i++)
+        st = walk_keyring(w, w->rings[i]);
+    if (st == AZID_OK) {
+        fill_timeouts(w->keys, w->nkeys);
+        for (size_t i = 0; i < w->nkeys; i++) {
+            if (w->keys[i].seconds_left == 0)
+                continue; /* expired between the walk and /proc/keys */
+            azid_key_info info = {w->keys[i].serial, w->keys[i].description,
+                                  w->keys[i].seconds_left};
+            visit(&info, ctx);
+        }
+        err_clear(err);
+    } else {
+        err_set(err, st, "out of memory listing keys");
+    }
+    for (size_t i = 0; i < w->nkeys; i++)
+        free(w->keys[i].description);
+    free(w);
+    return st;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The per-call context: who the session is for and the configuration built
+ * from the module arguments (the config file is read by session_open, for
+ * the user).
+ */
+#include "config.h"
+
+#include "module.h"
+
+#include <security/pam_ext.h>
+#include <stddef.h>
+
+static int ctx_init(struct module_ctx *ctx, pam_handle_t *pamh, int argc, const char **argv,
+                    bool quiet)
+{
+    *ctx = (struct module_ctx){.pamh = pamh, .user = "(unknown)"};
+    const void *item = NULL;
+    if (pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item && *(const char *)item) {
+        ctx->user = item;
+        ctx->user_known = true;
+    }
+    ctx->config = azid_config_new();
+    if (!ctx->config) {
+        /* fail= is not known yet: its default, open, applies. */
+        log_err(ctx, "out of memory setting up; no keys stored");
+        return PAM_IGNORE;
+    }
+    /* Unknown or malformed arguments are skipped, each with one line; the
+     * rest still applies. */
+    for (int i = 0; i < argc; i++) {
+        azid_error err;
+        if (azid_config_apply_arg(ctx->config, argv[i], &err) != AZID_OK && !quiet)
+            log_err(ctx, "ignoring module argument: %s", err.message);
+    }
+    ctx->debug = azid_config_debug(ctx->config);
+    ctx->fail_closed = azid_config_fail_closed(ctx->config);
+    return PAM_SUCCESS;
+}
+
+int ctx_run(pam_handle_t *pamh, int argc, const char **argv, bool report_arguments,
+            const char *function, int (*work)(struct module_ctx *ctx))
+{
+    struct module_ctx ctx;
+    int result = ctx_init(&ctx, pamh, argc, argv, !report_arguments);
+    if (result == PAM_SUCCESS) {
+        log_debug(&ctx, "%s: entry", function);
+        result = log_exit(&ctx, function, work(&ctx));
+    }
+    azid_config_free(ctx.config);
+    return result;
+}
+
+int ctx_fail_result(const struct module_ctx *ctx)
+{
+    return ctx->fail_closed ? PAM_SESSION_ERR : PAM_IGNORE;
+}

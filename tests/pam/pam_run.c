@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Runs PAM sessions through the real libpam with a stack directory the test
+ * wrote (pam_start_confdir), the way login/su do: this process opens the
+ * session, a child that drops to the user runs a command (it inherits the
+ * session keyring like the user's shell), then this process closes it.
+ *
+ *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
+ *           [--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS]
+ *
+ * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
+ * during=0, close_session=PAM_IGNORE, after=0); CMD runs as the user with
+ * /bin/sh -c, after the session open or after pam_end.  With --cycles N
+ * (N > 1) it runs N start/open/close/end cycles without commands and prints
+ * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000".
+ * --deny-keys makes the keyring syscalls fail as in a container or on a
+ * kernel without keys.
+ */
+#include "config.h"
+
+#include "deny_keys.h"
+
+#include <errno.h>
+
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <security/pam_appl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const struct {
+    int code;
+    const char *name;
+} results[] = {
+    {PAM_SUCCESS, "PAM_SUCCESS"},
+    {PAM_IGNORE, "PAM_IGNORE"},
+    {PAM_SESSION_ERR, "PAM_SESSION_ERR"},
+    {PAM_NO_MODULE_DATA, "PAM_NO_MODULE_DATA"},
+    {PAM_PERM_DENIED, "PAM_PERM_DENIED"},
+    {PAM_SYSTEM_ERR, "PAM_SYSTEM_ERR"},
+    {PAM_BUF_ERR, "PAM_BUF_ERR"},
+    {PAM_USER_UNKNOWN, "PAM_USER_UNKNOWN"},
+    {PAM_MODULE_UNKNOWN, "PAM_MODULE_UNKNOWN"},
+    {PAM_SYMBOL_ERR, "PAM_SYMBOL_ERR"},
+    {PAM_SERVICE_ERR, "PAM_SERVICE_ERR"},
+    {PAM_OPEN_ERR, "PAM_OPEN_ERR"},
+    {PAM_ABORT, "PAM_ABORT"},
+};
+#define NRESULTS (sizeof results / sizeof results[0])
+
+static const char *result_name(int code)
+{
+    for (size_t i = 0; i < NRESULTS; i++)
+        if (results[i].code == code)
+            return results[i].name;
+    return "PAM_(other)";
+}
+
+/* Sessions never prompt; a prompt is a bug the test should see. */
+static int no_conversation(int n, const struct pam_message **msg, struct pam_response **resp,
+                           void *data)
+{
+    (void)n;
+    (void)msg;
+    (void)resp;
+    (void)data;
+    return PAM_CONV_ERR;
+}
+
+static int run_as_user(const char *user, const char *command)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw || initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+            setuid(pw->pw_uid) < 0 || chdir("/") < 0) {
+            perror("pam_run: becoming the user");
+            _exit(126);
+        }
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void usage(void)
+{
+    fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
+          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS]\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"confdir", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
+        {"service", required_argument, NULL, 's'}, {"during", required_argument, NULL, 'd'},
+        {"after", required_argument, NULL, 'a'},   {"cycles", required_argument, NULL, 'n'},
+        {"deny-keys", required_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *confdir = NULL, *user = NULL, *service = "azid-test";
+    const char *during = NULL, *after = NULL;
+    long cycles = 1;
+    int deny_errno = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': confdir = optarg; break;
+        case 'u': user = optarg; break;
+        case 's': service = optarg; break;
+        case 'd': during = optarg; break;
+        case 'a': after = optarg; break;
+        case 'n': cycles = strtol(optarg, NULL, 10); break;
+        case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
+        default: usage();
+        }
+    }
+    if (!confdir || !user || optind != argc || cycles < 1 || (cycles > 1 && (during || after)))
+        usage();
+    if (deny_errno && deny_keyring_syscalls(deny_errno) < 0) {
+        perror("pam_run: seccomp");
+        return 2;
+    }
+
+    const struct pam_conv conv = {no_conversation, NULL};
+    unsigned long opened[NRESULTS] = {0}, closed[NRESULTS] = {0};
+    for (long cycle = 0; cycle < cycles; cycle++) {
+        pam_handle_t *pamh = NULL;
+        int r = pam_start_confdir(service, user, &conv, confdir, &pamh);
+        if (r != PAM_SUCCESS) {
+            printf("pam_start=%s\n", result_name(r));
+            return 1;
+        }
+        int open = pam_open_session(pamh, 0);
+        if (cycles == 1)
+            printf("open_session=%s\n", result_name(open));
+        if (during)
+            printf("during=%d\n", run_as_user(user, during));
+        int close = pam_close_session(pamh, 0);
+        if (cycles == 1)
+            printf("close_session=%s\n", result_name(close));
+        pam_end(pamh, close);
+        if (after)
+            printf("after=%d\n", run_as_user(user, after));
+        for (size_t i = 0; i < NRESULTS; i++) {
+            opened[i] += results[i].code == open;
+            closed[i] += results[i].code == close;
+        }
+    }
+    if (cycles > 1) {
+        printf("cycles=%ld\n", cycles);
+        for (size_t i = 0; i < NRESULTS; i++) {
+            if (opened[i])
+                printf("open_session[%s]=%lu\n", results[i].name, opened[i]);
+            if (closed[i])
+                printf("close_session[%s]=%lu\n", results[i].name, closed[i]);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""pam_azid's secret= through the real libpam: Key Vault secrets land in the
+session keyring as azid:secret:<host>/<name>.  Runs in a private network
+namespace where v1.vault.azure.net is the Key Vault emulator (HTTPS, a
+throwaway CA given as ca_file=) on 127.0.0.1:443."""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pamtest  # noqa: E402
+from pamtest import IGNORED, harness  # noqa: E402
+
+sys.path.insert(0, os.path.join(harness.top_srcdir, "tests", "lib"))
+import kvtest  # noqa: E402
+
+HOST = "v1.vault.azure.net"
+URL = "https://%s/secrets/db" % HOST
+KEY = "azid:secret:%s/db" % HOST
+VALUE = "s3cret-db-password"
+
+
+class Secrets(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = harness.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        kvtest.map_hosts(self.tmp, {"127.0.0.1": [HOST]})
+        pki = kvtest.Pki(self.tmp)
+        self.cert, self.key = pki.server("ca", ["*.vault.azure.net"])
+        self.ca = pki.ca("ca")[0]
+        self.sandbox = pamtest.Sandbox(self.tmp)
+        self.imds = harness.Emulator(self.tmp)
+        self.kv = None
+
+    def tearDown(self):
+        for emu in (self.kv, self.imds):
+            if emu:
+                emu.stop()
+        self.sandbox.__exit__(None, None, None)
+        # The next test maps its own copy (this one is removed with tmp).
+        subprocess.run(["umount", "/etc/hosts"], check=True)
+        self.tmpdir.__exit__(None, None, None)
+
+    def vault(self, secrets, faults=()):
+        self.kv = kvtest.KeyVault(self.tmp, self.cert, self.key, secrets=secrets, faults=faults,
+                                  imds_log=self.imds.log_path)
+        return self.kv
+
+    def run_pam(self, extra):
+        r = self.sandbox.run(["endpoint=" + self.imds.url, "ca_file=" + self.ca, "secret=" + URL] + extra)
+        for line in r.all_logs:
+            self.assertNotIn(VALUE, line)
+            for e in self.imds.requests():
+                self.assertNotIn(e["access_token"] or "-", line)
+        return r
+
+    def test_secret_lands_in_session_keyring(self):
+        self.vault(["db=" + VALUE])
+        r = self.run_pam(["resource=https://vault.azure.net", "debug"])
+        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
+        key = r.keys[KEY]
+        self.assertEqual((key["uid"], key["gid"], key["perm"]), (54400, 54400, "2f010000"))
+        self.assertEqual(key["value"], VALUE)
+        vault_token = [e for e in self.imds.requests() if e["query"]["resource"] == ["https://vault.azure.net"]]
+        left = pamtest.timeout_seconds(key["timeout"])
+        self.assertGreater(left, 0)
+        self.assertLessEqual(left, max(e["expires_on"] for e in vault_token) - 60 - int(time.time()) + 1)
+        self.assertEqual([e["auth"] for e in self.kv.requests()], ["ok"])
+        self.assertIn("azid:token:https://vault.azure.net", r.keys)
+        self.assertTrue(any(l.startswith("(user azuser) stored %s as key %d in the session keyring"
+                                         % (KEY, key["serial"])) for l in r.lines("DEBUG")), r.logs)
+
+    def test_secret_expiry_caps_key_timeout(self):
+        self.vault(["db=%s,exp=%d" % (VALUE, int(time.time()) + 200)])
+        r = self.run_pam([])
+        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
+        left = pamtest.timeout_seconds(r.keys[KEY]["timeout"])
+        self.assertGreater(left, 0)
+        self.assertLessEqual(left, 200 - 60)
+
+    def test_secret_denied_keeps_tokens(self):
+        self.vault(["db=%s,enabled=false" % VALUE])
+        for fail, expected in (("open", IGNORED), ("closed", "PAM_SESSION_ERR")):
+            r = self.run_pam(["resource=https://storage.azure.com/", "fail=" + fail])
+            self.assertEqual(r.steps["open_session"], expected, r)
+            self.assertNotIn(KEY, r.keys)
+            self.assertIn("azid:token:https://storage.azure.com/", r.keys)
+            (line,) = r.lines("ERR")
+            self.assertTrue(line.startswith("(user azuser) no secret %s: " % URL), line)
+            self.assertIn("403", line)
+
+
+if __name__ == "__main__":
+    pamtest.require_root()
+    kvtest.enter_network_namespace()
+    harness.main()

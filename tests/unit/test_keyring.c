@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * libazid's keyring functions against the real kernel keyring.  Every test
+ * starts in a fresh session keyring, made the way pam_keyinit makes a
+ * login's (real uid switched to the user, @u linked).  Checks "as the user"
+ * run in a child that drops to the user and inherits that keyring, like the
+ * login shell.  Needs root; skipped otherwise or when keyctl is blocked.
+ */
+#include "config.h"
+
+#include "azid.h"
+#include "../pam/deny_keys.h"
+
+#include <errno.h>
+#include <keyutils.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/fsuid.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* Throwaway ids, one per test that charges keys to a user, so that one
+ * test's keys (collected asynchronously) never count against another's
+ * quota. */
+enum {
+    UID_SESSION = 54321,
+    UID_UPDATE,
+    UID_USERRING,
+    UID_PERSISTENT,
+    UID_QUOTA,
+    UID_OTHER,
+    UID_LIST,
+    UID_THREAD, /* .. UID_THREAD + THREADS - 1 */
+};
+#define THREADS 4
+#define KEYS_PER_THREAD 25
+#define GID_OF(uid) ((gid_t)(uid) + 1000)
+
+#define PERM_EXPECTED 0x2f010000u
+
+/* Makes the calling process join a new session keyring owned by uid/gid
+ * that links uid's user keyring, exactly like pam_keyinit force. */
+static void login_session(uid_t uid)
+{
+    assert_int_equal(setresgid(GID_OF(uid) * (uid != 0), (gid_t)-1, (gid_t)-1), 0);
+    assert_int_equal(setresuid(uid, (uid_t)-1, (uid_t)-1), 0);
+    key_serial_t s = keyctl_join_session_keyring(NULL);
+    long linked = keyctl_link(KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING);
+    assert_int_equal(setresuid(0, (uid_t)-1, (uid_t)-1), 0);
+    assert_int_equal(setresgid(0, (gid_t)-1, (gid_t)-1), 0);
+    assert_true(s > 0);
+    assert_int_equal(linked, 0);
+}
+
+static int setup_root_session(void **state)
+{
+    (void)state;
+    login_session(0);
+    return 0;
+}
+
+/* Runs fn in a child that became uid (all ids, groups dropped) and keeps
+ * the parent's session keyring; returns fn's result (0 = good). */
+static int as_user(uid_t uid, int (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        gid_t gid = GID_OF(uid);
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+            _exit(99);
+        _exit(fn(arg));
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int64_t in_seconds(long s)
+{
+    return (int64_t)time(NULL) + s;
+}
+
+static char *description(const char *resource)
+{
+    char *d = azid_key_description_token(resource);
+    assert_non_null(d);
+    return d;
+}
+
+/* Parses keyctl_describe: "type;uid;gid;perm;description". */
+static void describe(key_serial_t key, unsigned *uid, unsigned *gid, unsigned *perm)
+{
+    char *buf = NULL;
+    assert_true(keyctl_describe_alloc(key, &buf) > 0);
+    char type[32];
+    assert_int_equal(sscanf(buf, "%31[^;];%u;%u;%x;", type, uid, gid, perm), 4);
+    assert_string_equal(type, "user");
+    free(buf);
+}
+
+struct listed {
+    int count;
+    const char *want;
+    long seconds_left;
+    int32_t serial;
+};
+
+static void collect(const azid_key_info *key, void *ctx)
+{
+    struct listed *l = ctx;
+    l->count++;
+    if (l->want && strcmp(key->description, l->want) == 0) {
+        l->seconds_left = key->seconds_left;
+        l->serial = key->serial;
+    }
+}
+
+static long seconds_left(const char *desc)
+{
+    struct listed l = {0, desc, -2, -1};
+    azid_error err;
+    assert_int_equal(azid_keyring_list(collect, &l, &err), AZID_OK);
+    return l.seconds_left;
+}
+
+/* ---- descriptions ---------------------------------------------------------- */
+
+static void test_descriptions(void **state)
+{
+    (void)state;
+    char *d = azid_key_description_token("https://vault.azure.net");
+    assert_string_equal(d, "azid:token:https://vault.azure.net");
+    free(d);
+    d = azid_key_description_token("https://vault.azure.net/");
+    assert_string_equal(d, "azid:token:https://vault.azure.net/");
+    free(d);
+    d = azid_key_description_secret("v1.vault.azure.net", "db-password");
+    assert_string_equal(d, "azid:secret:v1.vault.azure.net/db-password");
+    free(d);
+    assert_null(azid_key_description_token(NULL));
+}
+
+/* ---- the guard ------------------------------------------------------------- */
+
+/* A process started without a session keyring (a service, su without a new
+ * session) resolves @s to the user-session keyring, shared by every process
+ * of the uid.  Joining it by name makes this process such a one. */
+static void test_guard_user_session_keyring(void **state)
+{
+    (void)state;
+    /* 0 when it already was (as for a process started without one). */
+    assert_true(keyctl_join_session_keyring("_uid_ses.0") >= 0);
+    assert_int_equal(keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0),
+                     keyctl_get_keyring_ID(KEY_SPEC_USER_SESSION_KEYRING, 0));
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_ERR_NOT_SESSION);
+    assert_int_equal(err.status, AZID_ERR_NOT_SESSION);
+    assert_non_null(strstr(err.message, "user-session keyring _uid_ses.0 of uid 0"));
+    assert_non_null(strstr(err.message, "'session optional pam_keyinit.so force revoke' before "
+                                        "pam_azid.so"));
+}
+
+static void test_guard_accepts_login_keyring(void **state)
+{
+    (void)state;
+    login_session(UID_SESSION);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(UID_SESSION, &err), AZID_OK);
+    assert_int_equal(err.status, AZID_OK);
+}
+
+static void test_guard_other_owner(void **state)
+{
+    (void)state;
+    login_session(UID_SESSION);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(UID_OTHER, &err), AZID_ERR_NOT_SESSION);
+    char want[128];
+    snprintf(want, sizeof want, "not a per-login keyring of uid %d", UID_OTHER);
+    assert_non_null(strstr(err.message, want));
+    snprintf(want, sizeof want, "belongs to uid %d", UID_SESSION);
+    assert_non_null(strstr(err.message, want));
+    assert_non_null(strstr(err.message, "pam_keyinit.so force revoke"));
+}
+
+/* A keyring a service made for itself (systemd KeyringMode=private) has the
+ * right owner for root but does not link root's user keyring. */
+static void test_guard_service_keyring(void **state)
+{
+    (void)state;
+    assert_true(keyctl_join_session_keyring(NULL) > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_ERR_NOT_SESSION);
+    assert_non_null(strstr(err.message, "does not link _uid.0"));
+}
+
+/* ---- store ------------------------------------------------------------------- */
+
+static const char TOKEN[] = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ0ZXN0In0.c2lnbmF0dXJl";
+
+struct read_check {
+    const char *description;
+    const char *expected;
+};
+
+static int read_matches(void *arg)
+{
+    struct read_check *rc = arg;
+    char *value = NULL;
+    size_t len = 0;
+    azid_error err;
+    if (azid_keyring_read(rc->description, &value, &len, &err) != AZID_OK) {
+        fprintf(stderr, "read %s: %s\n", rc->description, err.message);
+        return 1;
+    }
+    int bad = len != strlen(rc->expected) || strcmp(value, rc->expected) != 0;
+    free(value);
+    return bad ? 2 : 0;
+}
+
+static void assert_fs_ids_are_root(void)
+{
+    assert_int_equal(setfsuid((uid_t)-1), 0);
+    assert_int_equal(setfsgid((gid_t)-1), 0);
+}
+
+static void test_store_session(void **state)
+{
+    (void)state;
+    login_session(UID_SESSION);
+    char *desc = description("https://vault.azure.net");
+    int32_t serial = 0;
+    azid_error err;
+    int64_t expires_on = in_seconds(3600);
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_SESSION, GID_OF(UID_SESSION),
+                                        desc, TOKEN, strlen(TOKEN), expires_on, &serial, &err),
+                     AZID_OK);
+    assert_true(serial > 0);
+    assert_fs_ids_are_root();
+
+    unsigned uid, gid, perm;
+    describe(serial, &uid, &gid, &perm);
+    assert_int_equal(uid, UID_SESSION);
+    assert_int_equal(gid, GID_OF(UID_SESSION));
+    assert_int_equal(perm, PERM_EXPECTED);
+    /* It is in the session keyring itself. */
+    assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", desc, 0), serial);
+
+    /* /proc/keys rounds down to minutes: 3540 s left shows as 58m or 59m. */
+    long left = seconds_left(desc);
+    assert_in_range(left, 58 * 60, 3600 - 60);
+
+    struct read_check rc = {desc, TOKEN};
+    assert_int_equal(as_user(UID_SESSION, read_matches, &rc), 0);
+    /* The same uid outside this session sees the key but cannot read it. */
+    free(desc);
+}
+
+static void test_store_updates_in_place(void **state)
+{
+    (void)state;
+    login_session(UID_UPDATE);
+    char *desc = description("https://storage.azure.com/");
+    int32_t first = 0, second = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_UPDATE, GID_OF(UID_UPDATE), desc,
+                                        "old-token", 9, in_seconds(3600), &first, &err),
+                     AZID_OK);
+    /* As after a write by someone else: add_key leaves no timeout. */
+    assert_int_equal(keyctl_set_timeout(first, 0), 0);
+    assert_int_equal(seconds_left(desc), -1);
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_UPDATE, GID_OF(UID_UPDATE), desc,
+                                        TOKEN, strlen(TOKEN), in_seconds(600), &second, &err),
+                     AZID_OK);
+    assert_int_equal(second, first);
+    assert_in_range(seconds_left(desc), 8 * 60, 600 - 60);
+    struct read_check rc = {desc, TOKEN};
+    assert_int_equal(as_user(UID_UPDATE, read_matches, &rc), 0);
+    free(desc);
+}
+
+static void test_store_refuses_near_expiry(void **state)
+{
+    (void)state;
+    login_session(UID_SESSION);
+    char *desc = description("https://near-expiry");
+    int32_t serial = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_SESSION, GID_OF(UID_SESSION),
+                                        desc, TOKEN, strlen(TOKEN), in_seconds(AZID_EXPIRY_SKEW_S),
+                                        &serial, &err),
+                     AZID_ERR_ARGUMENT);
+    assert_int_equal(serial, -1);
+    assert_non_null(strstr(err.message, "azid:token:https://near-expiry"));
+    assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", desc, 0), -1);
+    free(desc);
+}
+
+static void test_store_rejects_empty(void **state)
+{
+    (void)state;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, 0, 0, "azid:token:x", "", 0,
+                                        in_seconds(3600), NULL, &err),
+                     AZID_ERR_ARGUMENT);
+}
+
+/* The user keyring as the user's login sees it: a pam_keyinit session
+ * keyring links it, so the login shell reads keys stored there. */
+static int read_via_login(void *arg)
+{
+    return read_matches(arg);
+}
+
+static int clear_user_keyring(void *arg)
+{
+    (void)arg;
+    return keyctl_clear(KEY_SPEC_USER_KEYRING) == 0 ? 0 : 1;
+}
+
+struct search_check {
+    const char *description;
+    key_serial_t keyring;
+    int32_t serial;
+};
+
+static int search_finds(void *arg)
+{
+    struct search_check *sc = arg;
+    return keyctl_search(sc->keyring, "user", sc->description, 0) == sc->serial ? 0 : 1;
+}
+
+static void test_store_user_keyring(void **state)
+{
+    (void)state;
+    /* Root's own login, as in sshd's monitor: KEY_SPEC_USER_KEYRING would
+     * be root's. */
+    char *desc = description("https://management.azure.com/");
+    int32_t serial = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_USER, UID_USERRING, GID_OF(UID_USERRING),
+                                        desc, TOKEN, strlen(TOKEN), in_seconds(3600), &serial,
+                                        &err),
+                     AZID_OK);
+    assert_fs_ids_are_root();
+    assert_int_equal(getuid(), 0);
+    unsigned uid, gid, perm;
+    struct search_check sc = {desc, KEY_SPEC_USER_KEYRING, serial};
+    assert_int_equal(as_user(UID_USERRING, search_finds, &sc), 0);
+    /* Not in root's keyrings, and no link left behind in this thread's. */
+    assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", desc, 0), -1);
+    assert_int_equal(keyctl_search(KEY_SPEC_USER_KEYRING, "user", desc, 0), -1);
+    void *links = NULL;
+    assert_int_equal(keyctl_read_alloc(KEY_SPEC_THREAD_KEYRING, &links), 0);
+    free(links);
+
+    /* A later login of that user reads it through its own keyring. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        login_session(UID_USERRING);
+        struct read_check rc = {desc, TOKEN};
+        _exit(as_user(UID_USERRING, read_via_login, &rc));
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* Owner and permissions as for the session keyring: describe as the
+     * owner (view is granted to the owner). */
+    setfsuid(UID_USERRING);
+    describe(serial, &uid, &gid, &perm);
+    setfsuid(0);
+    assert_int_equal(uid, UID_USERRING);
+    assert_int_equal(gid, GID_OF(UID_USERRING));
+    assert_int_equal(perm, PERM_EXPECTED);
+    assert_int_equal(as_user(UID_USERRING, clear_user_keyring, NULL), 0);
+    free(desc);
+}
+
+static int read_persistent(void *arg)
+{
+    key_serial_t p = keyctl_get_persistent((uid_t)-1, KEY_SPEC_SESSION_KEYRING);
+    if (p < 0)
+        return 3;
+    int r = read_matches(arg);
+    /* Leave no 3-day keyring behind for the throwaway uid. */
+    keyctl_invalidate(p);
+    return r;
+}
+
+static void test_store_persistent_keyring(void **state)
+{
+    (void)state;
+    char *desc = description("https://vault.azure.net");
+    int32_t serial = 0;
+    azid_error err;
+    azid_status st = azid_keyring_store(AZID_KEYRING_PERSISTENT, UID_PERSISTENT,
+                                        GID_OF(UID_PERSISTENT), desc, TOKEN, strlen(TOKEN),
+                                        in_seconds(3600), &serial, &err);
+    if (st != AZID_OK && strstr(err.message, strerror(EOPNOTSUPP))) {
+        free(desc);
+        skip(); /* no CONFIG_PERSISTENT_KEYRINGS */
+    }
+    assert_int_equal(st, AZID_OK);
+    assert_fs_ids_are_root();
+    /* A later process of that uid without any login (cron) reads it. */
+    struct read_check rc = {desc, TOKEN};
+    assert_int_equal(as_user(UID_PERSISTENT, read_persistent, &rc), 0);
+    free(desc);
+}
+
+static void test_store_quota(void **state)
+{
+    (void)state;
+    login_session(UID_QUOTA);
+    size_t size = 15000; /* two of these exceed the default 20000 bytes */
+    char *big = malloc(size);
+    assert_non_null(big);
+    memset(big, 'A', size);
+    char *d1 = description("https://one");
+    char *d2 = description("https://two");
+    int32_t serial = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_QUOTA, GID_OF(UID_QUOTA), d1, big,
+                                        size, in_seconds(3600), &serial, &err),
+                     AZID_OK);
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_QUOTA, GID_OF(UID_QUOTA), d2, big,
+                                        size, in_seconds(3600), &serial, &err),
+                     AZID_ERR_QUOTA);
+    assert_int_equal(serial, -1);
+    assert_non_null(strstr(err.message, "azid:token:https://two"));
+    assert_non_null(strstr(err.message, "kernel.keys.maxbytes="));
+    assert_fs_ids_are_root();
+    assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", d2, 0), -1);
+    assert_true(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", d1, 0) > 0);
+    free(d1);
+    free(d2);
+    free(big);
+}
+
+static int store_for_other(void *arg)
+{
+    (void)arg;
+    azid_error err;
+    azid_status st = azid_keyring_store(AZID_KEYRING_SESSION, UID_OTHER, GID_OF(UID_OTHER),
+                                        "azid:token:x", "t", 1, in_seconds(3600), NULL, &err);
+    if (st != AZID_ERR_SYSTEM || !strstr(err.message, "cannot act as uid"))
+        return 1;
+    return setfsuid((uid_t)-1) == (uid_t)UID_SESSION ? 0 : 2;
+}
+
+static void test_store_needs_privilege(void **state)
+{
+    (void)state;
+    login_session(UID_SESSION);
+    assert_int_equal(as_user(UID_SESSION, store_for_other, NULL), 0);
+}
+
+/* ---- remove, read, list ---------------------------------------------------- */
+
+static void test_remove(void **state)
+{
+    (void)state;
+    char *desc = description("https://remove");
+    int32_t serial = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, 0, 0, desc, TOKEN, strlen(TOKEN),
+                                        in_seconds(3600), &serial, &err),
+                     AZID_OK);
+    assert_int_equal(azid_keyring_remove(serial, &err), AZID_OK);
+    char *value = NULL;
+    assert_int_equal(azid_keyring_read(desc, &value, NULL, &err), AZID_ERR_NOT_FOUND);
+    assert_null(value);
+    /* Already gone is not an error (pam_keyinit revoked the keyring first). */
+    assert_int_equal(azid_keyring_remove(serial, &err), AZID_OK);
+    free(desc);
+}
+
+static void test_read_absent(void **state)
+{
+    (void)state;
+    char *value = NULL;
+    size_t len = 1;
+    azid_error err;
+    assert_int_equal(azid_keyring_read("azid:token:https://absent", &value, &len, &err),
+                     AZID_ERR_NOT_FOUND);
+    assert_null(value);
+    assert_int_equal(len, 0);
+    assert_string_equal(err.message, "no key azid:token:https://absent in your session or user "
+                                     "keyring (expired or never stored); log in again or run "
+                                     "azid fetch");
+}
+
+static void test_read_expired(void **state)
+{
+    (void)state;
+    char *desc = description("https://expiring");
+    int32_t serial = 0;
+    azid_error err;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, 0, 0, desc, TOKEN, strlen(TOKEN),
+                                        in_seconds(3600), &serial, &err),
+                     AZID_OK);
+    assert_int_equal(keyctl_set_timeout(serial, 1), 0);
+    struct timespec ts = {1, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    char *value = NULL;
+    assert_int_equal(azid_keyring_read(desc, &value, NULL, &err), AZID_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.message, "expired or never stored"));
+    assert_int_equal(seconds_left(desc), -2); /* not listed */
+    free(desc);
+}
+
+static void test_list(void **state)
+{
+    (void)state;
+    login_session(UID_LIST);
+    azid_error err;
+    int32_t serial = 0;
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_LIST, GID_OF(UID_LIST),
+                                        "azid:token:https://a", "a", 1, in_seconds(7200), &serial,
+                                        &err),
+                     AZID_OK);
+    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_LIST, GID_OF(UID_LIST),
+                                        "azid:secret:v.vault.azure.net/pw", "s", 1,
+                                        in_seconds(600), &serial, &err),
+                     AZID_OK);
+    assert_true(add_key("user", "azid:token:https://forever", "f", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    assert_true(add_key("user", "other:thing", "o", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+
+    struct listed l = {0, "azid:token:https://a", -2, -1};
+    assert_int_equal(azid_keyring_list(collect, &l, &err), AZID_OK);
+    assert_int_equal(l.count, 3);
+    assert_in_range(l.seconds_left, 3600, 7200 - 60); /* "1h" */
+    assert_in_range(seconds_left("azid:secret:v.vault.azure.net/pw"), 8 * 60, 600 - 60);
+    assert_int_equal(seconds_left("azid:token:https://forever"), -1);
+    assert_int_equal(seconds_left("other:thing"), -2);
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+/* The fsuid switch is per thread: concurrent stores for different users
+ * (two logins handled by threads of one process) each give their keys the
+ * right owner, and the other threads keep their ids. */
+static void *store_many(void *arg)
+{
+    uid_t uid = (uid_t)(uintptr_t)arg;
+    for (int i = 0; i < KEYS_PER_THREAD; i++) {
+        char desc[64];
+        snprintf(desc, sizeof desc, "azid:token:https://t%u/%d", (unsigned)uid, i);
+        azid_error err;
+        if (azid_keyring_store(AZID_KEYRING_SESSION, uid, GID_OF(uid), desc, "t", 1,
+                               in_seconds(3600), NULL, &err) != AZID_OK)
+            return (void *)1;
+        if (setfsuid((uid_t)-1) != 0)
+            return (void *)2;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    pthread_t threads[THREADS];
+    for (uintptr_t t = 0; t < THREADS; t++)
+        assert_int_equal(pthread_create(&threads[t], NULL, store_many, (void *)(UID_THREAD + t)), 0);
+    for (int t = 0; t < THREADS; t++) {
+        void *result = (void *)-1;
+        assert_int_equal(pthread_join(threads[t], &result), 0);
+        assert_null(result);
+    }
+    assert_fs_ids_are_root();
+    for (unsigned t = 0; t < THREADS; t++) {
+        for (int i = 0; i < KEYS_PER_THREAD; i++) {
+            char desc[64];
+            snprintf(desc, sizeof desc, "azid:token:https://t%u/%d", UID_THREAD + t, i);
+            key_serial_t k = keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", desc, 0);
+            assert_true(k > 0);
+            unsigned uid, gid, perm;
+            describe(k, &uid, &gid, &perm);
+            assert_int_equal(uid, UID_THREAD + t);
+            assert_int_equal(gid, GID_OF(UID_THREAD + t));
+        }
+    }
+}
+
+/* ---- a kernel or sandbox without keyrings ---------------------------------- */
+
+static int blocked_keyring(void *arg)
+{
+    int errnum = *(int *)arg;
+    if (deny_keyring_syscalls(errnum) < 0)
+        return 90;
+    azid_error err;
+    if (azid_keyring_check_session(0, &err) != AZID_ERR_KEYRING ||
+        !strstr(err.message, "kernel keyring unavailable") || !strstr(err.message, strerror(errnum)))
+        return 1;
+    if (azid_keyring_store(AZID_KEYRING_SESSION, 0, 0, "azid:token:x", "t", 1, in_seconds(3600),
+                           NULL, &err) != AZID_ERR_KEYRING ||
+        !strstr(err.message, "kernel keyring unavailable"))
+        return 2;
+    char *value = NULL;
+    if (azid_keyring_read("azid:token:x", &value, NULL, &err) != AZID_ERR_KEYRING)
+        return 3;
+    return 0;
+}
+
+static void test_unavailable(void **state)
+{
+    (void)state;
+    /* Docker's default profile answers EPERM; a kernel without keys ENOSYS. */
+    int errnums[] = {EPERM, ENOSYS};
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(as_user(0, blocked_keyring, &errnums[i]), 0);
+}
+
+int main(void)
+{
+    if (geteuid() != 0) {
+        puts("SKIP: needs root (keys are stored on behalf of other uids)");
+        return 77;
+    }
+    if (keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0) < 0) {
+        printf("SKIP: kernel keyring unavailable: %s\n", strerror(errno));
+        return 77;
+    }
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_guard_user_session_keyring),
+        cmocka_unit_test(test_descriptions),
+        cmocka_unit_test(test_guard_accepts_login_keyring),
+        cmocka_unit_test(test_guard_other_owner),
+        cmocka_unit_test(test_guard_service_keyring),
+        cmocka_unit_test_setup(test_store_session, setup_root_session),
+        cmocka_unit_test_setup(test_store_updates_in_place, setup_root_session),
+        cmocka_unit_test_setup(test_store_refuses_near_expiry, setup_root_session),
+        cmocka_unit_test_setup(test_store_rejects_empty, setup_root_session),
+        cmocka_unit_test_setup(test_store_user_keyring, setup_root_session),
+        cmocka_unit_test_setup(test_store_persistent_keyring, setup_root_session),
+        cmocka_unit_test_setup(test_store_quota, setup_root_session),
+        cmocka_unit_test_setup(test_store_needs_privilege, setup_root_session),
+        cmocka_unit_test_setup(test_remove, setup_root_session),
+        cmocka_unit_test_setup(test_read_absent, setup_root_session),
+        cmocka_unit_test_setup(test_read_expired, setup_root_session),
+        cmocka_unit_test_setup(test_list, setup_root_session),
+        cmocka_unit_test_setup(test_threads, setup_root_session),
+        cmocka_unit_test_setup(test_unavailable, setup_root_session),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
