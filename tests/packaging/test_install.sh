@@ -154,8 +154,8 @@ root_phase() {
         test -z "$(dpkg -L "${packages[@]}" | grep '\.la$')"
     check "the pam-auth-update profile is /usr/share/pam-configs/azid" \
         test -f /usr/share/pam-configs/azid
-    check "installing did not enable the module (profile Default: no)" \
-        sh -c '! grep -q pam_azid /etc/pam.d/common-session'
+    check "installing enabled the module in common-session (pam-auth-update --package)" \
+        grep -q '^session[[:space:]]\+optional[[:space:]]\+pam_azid\.so' /etc/pam.d/common-session
     check "/etc/azid.conf is root:root 0644" test "$(mode_of /etc/azid.conf)" = "root:root 644"
     check "/etc/azid.conf is a conffile of libpam-azid" \
         sh -c "dpkg-query -W -f='\${Conffiles}' libpam-azid | grep -q '^ /etc/azid.conf '"
@@ -167,9 +167,6 @@ root_phase() {
     check "man pam_azid finds the page" sh -c 'man -w pam_azid | grep -q pam_azid.8'
     check "azid --version names 0.1.0" sh -c 'azid --version | grep -q "0\.1\.0"'
 
-    pam-auth-update --enable azid
-    check "pam-auth-update --enable azid puts pam_azid in common-session" \
-        grep -q '^session[[:space:]]\+optional[[:space:]]\+pam_azid\.so' /etc/pam.d/common-session
     check "but not in common-session-noninteractive (cron, sudo)" \
         sh -c '! grep -q pam_azid /etc/pam.d/common-session-noninteractive'
 
