@@ -19,31 +19,9 @@
 #define CLIENT_MAX_TIMEOUT_MS (3600L * 1000)
 #define CLIENT_MAX_ASSERTION (64 * 1024)
 
-static const char *const source_names[] = {
-    [AZID_SOURCE_AUTO] = "auto",
-    [AZID_SOURCE_IMDS] = "imds",
-    [AZID_SOURCE_ARC] = "arc",
-    [AZID_SOURCE_APPSERVICE] = "appservice",
-    [AZID_SOURCE_CLOUDSHELL] = "cloudshell",
-    [AZID_SOURCE_WORKLOAD] = "workload",
-};
-#define N_SOURCES (sizeof source_names / sizeof source_names[0])
-
-const char *azid_source_name(azid_source source)
+static azid_status no_client(azid_error *err)
 {
-    return (unsigned)source < N_SOURCES ? source_names[source] : "unknown";
-}
-
-azid_status azid_source_parse(const char *name, azid_source *out, azid_error *err)
-{
-    for (size_t i = 0; name && i < N_SOURCES; i++)
-        if (strcmp(name, source_names[i]) == 0) {
-            *out = (azid_source)i;
-            return AZID_OK;
-        }
-    return err_set(err, AZID_ERR_ARGUMENT,
-                   "unknown source '%s': use auto, imds, arc, appservice, cloudshell or workload",
-                   name ? name : "");
+    return err_set(err, AZID_ERR_ARGUMENT, "no client given (NULL)");
 }
 
 azid_client *azid_client_new(void)
@@ -76,7 +54,9 @@ static void invalidate(azid_client *c)
 
 azid_status azid_client_set_source(azid_client *client, azid_source source, azid_error *err)
 {
-    if ((unsigned)source >= N_SOURCES)
+    if (!client)
+        return no_client(err);
+    if ((unsigned)source > AZID_SOURCE_WORKLOAD)
         return err_set(err, AZID_ERR_ARGUMENT, "unknown source number %d", (int)source);
     client->source = source;
     invalidate(client);
@@ -96,6 +76,8 @@ static azid_status replace(char **slot, const char *value, azid_error *err)
 
 azid_status azid_client_set_endpoint(azid_client *client, const char *base_url, azid_error *err)
 {
+    if (!client)
+        return no_client(err);
     if (base_url && source_check_base_url(base_url, err) != AZID_OK)
         return AZID_ERR_ARGUMENT;
     invalidate(client);
@@ -116,6 +98,8 @@ static const char *selector_name(azid_identity_kind kind)
 azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kind,
                                      const char *value, azid_error *err)
 {
+    if (!client)
+        return no_client(err);
     if (kind == AZID_IDENTITY_SYSTEM) {
         client->identity_kind = kind;
         return replace(&client->identity_value, NULL, err);
@@ -134,6 +118,8 @@ azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kin
 
 azid_status azid_client_set_timeout_ms(azid_client *client, long timeout_ms, azid_error *err)
 {
+    if (!client)
+        return no_client(err);
     if (timeout_ms <= 0 || timeout_ms > CLIENT_MAX_TIMEOUT_MS)
         return err_set(err, AZID_ERR_ARGUMENT,
                        "timeout %ld ms is out of range (1 ms to %ld s)", timeout_ms,
@@ -144,13 +130,16 @@ azid_status azid_client_set_timeout_ms(azid_client *client, long timeout_ms, azi
 
 azid_status azid_client_set_ca_file(azid_client *client, const char *path, azid_error *err)
 {
+    if (!client)
+        return no_client(err);
     if (path && access(path, R_OK) != 0)
         return err_set(err, AZID_ERR_ARGUMENT, "cannot read CA file %s: %s", path,
                        strerror(errno));
     return replace(&client->ca_file, path, err);
 }
 
-azid_status client_resolve(azid_client *client, azid_error *err)
+/* Resolves the source once (cached until a setting changes). */
+static azid_status client_resolve(azid_client *client, azid_error *err)
 {
     if (client->resolved)
         return AZID_OK;
@@ -164,6 +153,8 @@ azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
                                        azid_error *err)
 {
     err_clear(err);
+    if (!client)
+        return no_client(err);
     azid_status st = client_resolve(client, err);
     if (st == AZID_OK && source)
         *source = client->cfg.source;
@@ -174,10 +165,11 @@ const char *azid_client_endpoint(const azid_client *client)
 {
     /* Resolving only fills a cache; the client's settings are unchanged. */
     azid_client *c = (azid_client *)client;
-    return client_resolve(c, NULL) == AZID_OK ? c->cfg.token_url : NULL;
+    return c && client_resolve(c, NULL) == AZID_OK ? c->cfg.token_url : NULL;
 }
 
-long client_remaining_ms(azid_client *client)
+/* Starts the budget on first use; the milliseconds left (<= 0: spent). */
+static long client_remaining_ms(azid_client *client)
 {
     int64_t now = now_ms();
     if (client->deadline_ms == 0)
@@ -257,9 +249,12 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
         return err_set(err, AZID_ERR_NOMEM, "out of memory");
     snprintf(full, url_len, "%s%s", call->url, call->query ? call->query : "");
 
+    /* Like a retry, a later request is not started with less than
+     * RETRY_MIN_USEFUL_MS left (a budget smaller than that gets one try). */
     long remaining = client_remaining_ms(c);
+    long least = c->timeout_ms < RETRY_MIN_USEFUL_MS ? c->timeout_ms : RETRY_MIN_USEFUL_MS;
     azid_status st;
-    if (remaining <= 0) {
+    if (remaining < least) {
         st = err_set(err, AZID_ERR_TIMEOUT,
                      "%s %s: the %.1f s time budget was already spent by earlier requests",
                      call->label, call->url, (double)c->timeout_ms / 1000);
@@ -430,9 +425,11 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
                                   azid_error *err)
 {
     err_clear(err);
-    if (!client || !out)
-        return err_set(err, AZID_ERR_ARGUMENT, "no client or no place to return the token");
+    if (!out)
+        return err_set(err, AZID_ERR_ARGUMENT, "no place to return the token (NULL)");
     *out = NULL;
+    if (!client)
+        return no_client(err);
     if (!resource || !*resource || has_control_char(resource))
         return err_set(err, AZID_ERR_ARGUMENT,
                        "resource must be a non-empty URI without control characters");

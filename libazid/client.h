@@ -23,12 +23,6 @@ struct azid_client {
     struct source_config cfg;
 };
 
-/* Starts the budget on first use; the milliseconds left (<= 0: spent). */
-long client_remaining_ms(azid_client *client);
-
-/* Resolves the source once (cached until a setting changes). */
-azid_status client_resolve(azid_client *client, azid_error *err);
-
 /* Suggests what to do about a final HTTP status, given the endpoint's
  * error text ("code: description", maybe ""); NULL for no suggestion. */
 typedef const char *(*client_hint_fn)(long status, const char *error_text, void *ctx);

@@ -14,6 +14,7 @@
 
 #include "config_parse.h"
 #include "internal.h"
+#include "source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,8 +91,9 @@ static long seconds_to_ms(const char *value)
 
     if (!is_digit(*p))
         return -1;
+    /* Stop growing once out of range, so whole * 1000 fits a 32-bit long. */
     for (; is_digit(*p); p++)
-        whole = whole > CONFIG_TIMEOUT_MAX_MS ? whole : whole * 10 + (*p - '0');
+        whole = whole > CONFIG_TIMEOUT_MAX_MS / 1000 ? whole : whole * 10 + (*p - '0');
     if (*p == '.') {
         if (!is_digit(*++p))
             return -1;
@@ -108,41 +110,6 @@ static long seconds_to_ms(const char *value)
         return -1;
     long ms = whole * 1000 + frac + rest;
     return ms > 0 && ms <= CONFIG_TIMEOUT_MAX_MS ? ms : -1;
-}
-
-/* scheme://host[:port], http or https, host a DNS name, IPv4 or [IPv6]. */
-static int endpoint_valid(const char *value)
-{
-    const char *p;
-    if (!strncmp(value, "http://", 7))
-        p = value + 7;
-    else if (!strncmp(value, "https://", 8))
-        p = value + 8;
-    else
-        return 0;
-
-    const char *host = p;
-    if (*p == '[') {
-        for (p++; *p && (is_digit(*p) || strchr("abcdefABCDEF:.", *p)); p++)
-            ;
-        if (p == host + 1 || *p != ']')
-            return 0;
-        p++;
-    } else {
-        while (is_alnum(*p) || *p == '-' || *p == '.')
-            p++;
-        if (p == host)
-            return 0;
-    }
-    if (*p == ':') {
-        long port = 0;
-        int digits = 0;
-        for (p++; is_digit(*p) && digits < 6; p++, digits++)
-            port = port * 10 + (*p - '0');
-        if (!digits || port < 1 || port > 65535)
-            return 0;
-    }
-    return *p == '\0';
 }
 
 static const char *const keyvault_suffixes[] = {
@@ -268,7 +235,7 @@ static int check_endpoint(const config_option *option, const char *value, char *
                           size_t size)
 {
     (void)option;
-    if (endpoint_valid(value))
+    if (source_check_base_url(value, NULL) == AZID_OK)
         return 0;
     snprintf(expect, size,
              "scheme://host[:port] with scheme http or https and no path, "
@@ -303,15 +270,6 @@ static int check_path(const config_option *option, const char *value, char *expe
 
 /* ---- the option table ---------------------------------------------------- */
 
-static const char *const source_words[] = {
-    [AZID_SOURCE_AUTO] = "auto",
-    [AZID_SOURCE_IMDS] = "imds",
-    [AZID_SOURCE_ARC] = "arc",
-    [AZID_SOURCE_APPSERVICE] = "appservice",
-    [AZID_SOURCE_CLOUDSHELL] = "cloudshell",
-    [AZID_SOURCE_WORKLOAD] = "workload",
-    [AZID_SOURCE_WORKLOAD + 1] = NULL,
-};
 static const char *const keyring_words[] = {
     [AZID_KEYRING_SESSION] = "session",
     [AZID_KEYRING_USER] = "user",
@@ -347,7 +305,7 @@ static const config_option options[] = {
      "token endpoint base, scheme://host[:port]; for tests and proxies", check_endpoint, NULL,
      SLOT_ENDPOINT, AZID_IDENTITY_SYSTEM},
     {"source", CONFIG_ENUM, 1, "auto", NULL, "auto|imds|arc|appservice|cloudshell|workload",
-     "identity source; auto detects it", check_choice, source_words, SLOT_SOURCE,
+     "identity source; auto detects it", check_choice, source_names, SLOT_SOURCE,
      AZID_IDENTITY_SYSTEM},
     {"keyring", CONFIG_ENUM, 1, "session", NULL, "session|user|persistent",
      "keyring the keys go to", check_choice, keyring_words, SLOT_KEYRING, AZID_IDENTITY_SYSTEM},
@@ -1147,11 +1105,12 @@ static const char *effective_value(const azid_config *cfg, const config_option *
     return s ? s->value : option->default_value;
 }
 
-/* The index of a word setting in its option's choices. */
+/* The index of a word setting in its option's choices (a NULL
+ * configuration has the defaults). */
 static int effective_choice(const azid_config *cfg, int slot)
 {
     const config_option *option = option_of_slot(slot);
-    int i = word_index(option->choices, effective_value(cfg, option));
+    int i = word_index(option->choices, cfg ? effective_value(cfg, option) : option->default_value);
     return i < 0 ? 0 : i;
 }
 
@@ -1170,10 +1129,10 @@ const char *azid_config_get(const azid_config *cfg, const char *key)
 static size_t effective_list(const azid_config *cfg, int slot, const char *const **list)
 {
     static const char *const none[] = {NULL};
-    const struct effective *e = &cfg->effective[slot];
+    const struct effective *e = cfg ? &cfg->effective[slot] : NULL;
     if (list)
-        *list = e->names ? e->names : none;
-    return e->n;
+        *list = e && e->names ? e->names : none;
+    return e ? e->n : 0;
 }
 
 size_t azid_config_resources(const azid_config *cfg, const char *const **list)
@@ -1188,7 +1147,7 @@ size_t azid_config_secrets(const azid_config *cfg, const char *const **list)
 
 long azid_config_timeout_ms(const azid_config *cfg)
 {
-    long ms = seconds_to_ms(azid_config_get(cfg, "timeout"));
+    long ms = cfg ? seconds_to_ms(azid_config_get(cfg, "timeout")) : -1;
     return ms > 0 ? ms : AZID_DEFAULT_TIMEOUT_MS;
 }
 
@@ -1214,7 +1173,7 @@ azid_source config_source(const azid_config *cfg)
 
 azid_identity_kind config_identity(const azid_config *cfg, const char **value)
 {
-    const struct setting *s = effective_setting(cfg, SLOT_IDENTITY);
+    const struct setting *s = cfg ? effective_setting(cfg, SLOT_IDENTITY) : NULL;
     *value = s ? s->value : NULL;
     return s ? s->option->identity : AZID_IDENTITY_SYSTEM;
 }
@@ -1228,6 +1187,8 @@ azid_status azid_keyring_parse(const char *name, azid_keyring *out, azid_error *
 {
     const config_option *option = option_of_slot(SLOT_KEYRING);
     int i = word_index(keyring_words, name);
+    if (!out)
+        return err_set(err, AZID_ERR_ARGUMENT, "no place to return the keyring (NULL)");
     if (i < 0) {
         char expect[128];
         option->check(option, "", expect, sizeof expect);

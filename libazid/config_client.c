@@ -9,7 +9,11 @@
 azid_status azid_config_new_client(const azid_config *config, azid_client **out,
                                    azid_error *err)
 {
+    if (!out)
+        return err_set(err, AZID_ERR_ARGUMENT, "no place to return the client (NULL)");
     *out = NULL;
+    if (!config)
+        return err_set(err, AZID_ERR_ARGUMENT, "no configuration given (NULL)");
     azid_client *client = azid_client_new();
     if (!client)
         return err_set(err, AZID_ERR_NOMEM, "out of memory creating the identity client");

@@ -7,22 +7,67 @@
 
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/auxv.h>
 #include <time.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
+static int curl_keylog_refused;
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+static int curl_pinned;
 
 /* Never paired with curl_global_cleanup: the library may live in sshd or
- * login next to other curl users, and cleanup is not thread-safe. */
+ * login next to other curl users, and cleanup is not thread-safe.
+ * libcurl's initialisation opens $SSLKEYLOGFILE for appending, read with
+ * getenv: in a set-user-id program (su) the caller would have root create
+ * a file of their choosing and receive TLS session keys.  Such a process
+ * gets no libcurl at all. */
 static void curl_init_once(void)
 {
+    if (getauxval(AT_SECURE) && getenv("SSLKEYLOGFILE")) {
+        curl_keylog_refused = 1;
+        return;
+    }
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* An attempt cut off while resolving a host name leaves its resolver
+ * thread to finish inside libcurl (CURLOPT_QUICK_EXIT).  The host process
+ * may unload the PAM module, and libcurl with it, before that thread
+ * returns: pin whatever object holds libcurl so that it stays mapped.
+ * Without the pin, attempts wait for the resolver instead. */
+static void pin_libcurl(void)
+{
+    Dl_info info;
+    if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
+        curl_pinned = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+}
+
+/* Whether the URL's host is an IPv4 or [IPv6] literal, which libcurl
+ * converts without a resolver thread (IMDS, loopback endpoints). */
+static int host_is_ip_literal(const char *url)
+{
+    const char *p = strstr(url, "://");
+    char host[64];
+    unsigned char addr[16];
+    if (!p)
+        return 0;
+    p += 3;
+    int v6 = *p == '[';
+    size_t n = v6 ? strcspn(++p, "]") : strcspn(p, ":/?#");
+    if (n >= sizeof host)
+        return 0;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    return inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) == 1;
 }
 
 struct transfer {
@@ -183,7 +228,10 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     /* Without it, cleaning up a handle cut off while resolving waits for
      * getaddrinfo (resolv.conf's timeouts: 10 s and more) far past the
      * budget; with it the resolver thread is left to finish on its own. */
-    SET(CURLOPT_QUICK_EXIT, 1L);
+    if (!host_is_ip_literal(req->url)) {
+        pthread_once(&pin_once, pin_libcurl);
+        SET(CURLOPT_QUICK_EXIT, (long)curl_pinned);
+    }
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -245,6 +293,10 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
     pthread_once(&curl_once, curl_init_once);
+    if (curl_keylog_refused)
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "refusing to use libcurl in a set-user-id program whose caller set "
+                       "SSLKEYLOGFILE; unset it");
     if (curl_init_result != CURLE_OK)
         return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
                        curl_easy_strerror(curl_init_result));

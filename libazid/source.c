@@ -37,9 +37,12 @@ static long system_read_file(void *ctx, const char *path, char *buf, size_t size
     if (fd < 0)
         return -1;
     ssize_t n = read(fd, buf, size - 1);
+    int e = errno;
     close(fd);
-    if (n < 0)
+    if (n < 0) {
+        errno = e; /* the caller names the reason */
         return -1;
+    }
     buf[n] = '\0';
     return (long)n;
 }
@@ -68,7 +71,7 @@ const char *source_label(azid_source source)
 void source_config_clear(struct source_config *cfg)
 {
     free(cfg->token_url);
-    free(cfg->identity_header);
+    wipe_free_str(cfg->identity_header); /* App Service's shared secret */
     free(cfg->client_id);
     free(cfg->token_file);
     memset(cfg, 0, sizeof *cfg);
@@ -79,60 +82,6 @@ static const char *env(const struct source_view *v, const char *name)
 {
     const char *value = v->get_env(v->ctx, name);
     return value && *value ? value : NULL;
-}
-
-/* Checks scheme://host[:port][/path] with an http(s) scheme, no userinfo,
- * query or fragment; path_ok allows a path. */
-static azid_status check_url(const char *what, const char *url, int path_ok, azid_error *err)
-{
-    const char *rest;
-    if (strncmp(url, "http://", 7) == 0)
-        rest = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        rest = url + 8;
-    else
-        return err_set(err, AZID_ERR_ARGUMENT,
-                       "%s '%s' must start with http:// or https://", what, url);
-    size_t host_len = *rest == '[' ? 0 : strcspn(rest, ":/?#@");
-    const char *p = rest + host_len;
-    if (strchr(rest, '@'))
-        return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' must not contain user information",
-                       what, url);
-    if (*rest == '[') { /* IPv6 literal */
-        const char *close = strchr(rest, ']');
-        if (!close)
-            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has an unterminated [IPv6] host",
-                           what, url);
-        host_len = (size_t)(close + 1 - rest);
-        p = close + 1;
-    }
-    if (host_len == 0)
-        return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has no host", what, url);
-    for (const char *h = rest; h < rest + host_len; h++)
-        if ((unsigned char)*h <= ' ' || (unsigned char)*h >= 0x7f)
-            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has a space or control character",
-                           what, url);
-    if (*p == ':') {
-        char *end;
-        errno = 0;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535 || errno || (*end && !strchr("/?#", *end)))
-            return err_set(err, AZID_ERR_ARGUMENT, "%s '%s' has an invalid port (1-65535)",
-                           what, url);
-        p = end;
-    }
-    if (*p == '\0' || (*p == '/' && p[1] == '\0'))
-        return AZID_OK;
-    if (*p == '/' && path_ok && !strpbrk(p, "?#@ \t\r\n"))
-        return AZID_OK;
-    return err_set(err, AZID_ERR_ARGUMENT,
-                   "%s '%s' must be scheme://host[:port] with nothing after it (no path, query "
-                   "or fragment)", what, url);
-}
-
-azid_status source_check_base_url(const char *url, azid_error *err)
-{
-    return check_url("endpoint", url, 0, err);
 }
 
 /* base (trailing '/' dropped) + path, malloc'ed. */
@@ -169,7 +118,7 @@ static azid_status configure(const struct source_view *v, azid_source source, co
     case AZID_SOURCE_IMDS:
     case AZID_SOURCE_ARC:
         if (!base && source == AZID_SOURCE_ARC && env(v, "IDENTITY_ENDPOINT")) {
-            if (check_url("IDENTITY_ENDPOINT", env(v, "IDENTITY_ENDPOINT"), 1, err) != AZID_OK)
+            if (source_check_url("IDENTITY_ENDPOINT", env(v, "IDENTITY_ENDPOINT"), 1, err) != AZID_OK)
                 return err->status;
             url = strdup(env(v, "IDENTITY_ENDPOINT"));
         } else {
@@ -181,10 +130,16 @@ static azid_status configure(const struct source_view *v, azid_source source, co
     case AZID_SOURCE_APPSERVICE:
     case AZID_SOURCE_CLOUDSHELL: {
         const char *var = source == AZID_SOURCE_APPSERVICE ? "IDENTITY_ENDPOINT" : "MSI_ENDPOINT";
-        if (source == AZID_SOURCE_APPSERVICE && !env(v, "IDENTITY_HEADER"))
+        const char *header = env(v, "IDENTITY_HEADER");
+        if (source == AZID_SOURCE_APPSERVICE && !header)
             return err_set(err, AZID_ERR_ARGUMENT,
                            "source appservice needs IDENTITY_HEADER in the environment (set by "
                            "App Service); it is not set");
+        /* It is sent as a header: a CR or LF would add headers of its own. */
+        if (source == AZID_SOURCE_APPSERVICE && token_find_bad_char(header, strlen(header)) >= 0)
+            return err_set(err, AZID_ERR_ARGUMENT,
+                           "IDENTITY_HEADER holds a space or control character; it cannot be "
+                           "sent as a header");
         if (base) {
             url = join(base, SOURCE_MSI_PATH);
         } else if (!env(v, var)) {
@@ -192,12 +147,11 @@ static azid_status configure(const struct source_view *v, azid_source source, co
                            "source %s needs %s in the environment (set by %s) or endpoint=",
                            azid_source_name(source), var, label);
         } else {
-            if (check_url(var, env(v, var), 1, err) != AZID_OK)
+            if (source_check_url(var, env(v, var), 1, err) != AZID_OK)
                 return err->status;
             url = strdup(env(v, var));
         }
-        if (dup_into(&out->identity_header, source == AZID_SOURCE_APPSERVICE
-                                                ? env(v, "IDENTITY_HEADER") : NULL) != 0)
+        if (dup_into(&out->identity_header, source == AZID_SOURCE_APPSERVICE ? header : NULL) != 0)
             goto nomem;
         break;
     }
@@ -287,22 +241,27 @@ azid_status source_resolve(const struct source_view *view, azid_source wanted,
     return st;
 }
 
-/* Appends "<sep>name=<encoded value>" to *q; -1 when out of memory. */
+/* Appends "<sep>name=<encoded value>" to *q; -1 when out of memory.  The
+ * value may be a credential (the workload assertion): every intermediate
+ * copy is wiped, and the buffer grows by copying, not realloc. */
 static int append_param(char **q, size_t *len, char sep, const char *name, const char *value)
 {
     char *enc = http_escape(value);
     if (!enc)
         return -1;
     size_t add = 1 + strlen(name) + 1 + strlen(enc);
-    char *grown = realloc(*q, *len + add + 1);
+    char *grown = malloc(*len + add + 1);
     if (!grown) {
-        free(enc);
+        wipe_free_str(enc);
         return -1;
     }
+    if (*q)
+        memcpy(grown, *q, *len);
+    snprintf(grown + *len, add + 1, "%c%s=%s", sep, name, enc);
+    wipe_free(*q, *len);
     *q = grown;
-    sprintf(*q + *len, "%c%s=%s", sep, name, enc);
     *len += add;
-    free(enc);
+    wipe_free_str(enc);
     return 0;
 }
 
@@ -359,6 +318,10 @@ azid_status source_arc_read_key(const char *www_authenticate, const char *key_di
                        "HTTP 401 without a 'WWW-Authenticate: Basic realm=<key file>' challenge");
     const char *path = www_authenticate + sizeof prefix - 1;
     size_t dlen = strlen(key_dir), plen = strlen(path);
+    if (plen && token_find_bad_char(path, plen) >= 0)
+        return err_set(err, AZID_ERR_RESPONSE,
+                       "the Arc challenge names a key file with spaces or control characters; "
+                       "refusing to read it");
     const char *base = path + dlen + 1;
     if (strchr(path, '=') || plen <= dlen + 1 + 4 || strncmp(path, key_dir, dlen) != 0 ||
         path[dlen] != '/' || strchr(base, '/') || strcmp(path + plen - 4, ".key") != 0 ||

@@ -60,8 +60,18 @@ azid_status source_resolve(const struct source_view *view, azid_source wanted,
 /* "IMDS", "Arc", "App Service", "Cloud Shell", "workload identity". */
 const char *source_label(azid_source source);
 
-/* Checks an endpoint base: http or https, a host, an optional port, nothing
- * else.  AZID_ERR_ARGUMENT with the reason. */
+/* ---- pure syntax (source_syntax.c, linked by config.c too) ---- */
+
+/* The source names indexed by azid_source, NULL-terminated. */
+extern const char *const source_names[];
+
+/* Checks scheme://host[:port] with an http(s) scheme, a host of letters,
+ * digits, '-', '.', '_' or an [IPv6] literal, an optional port and an
+ * optional trailing '/'; path_ok also allows a path of printable
+ * characters.  No user information, query or fragment.  AZID_ERR_ARGUMENT
+ * naming `what` and the reason. */
+azid_status source_check_url(const char *what, const char *url, int path_ok, azid_error *err);
+/* source_check_url for an endpoint= base (no path). */
 azid_status source_check_base_url(const char *url, azid_error *err);
 
 /* The query string (starting with '?') for a token request, values

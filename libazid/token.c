@@ -46,27 +46,27 @@ void azid_token_free(azid_token *token)
 
 const char *azid_token_value(const azid_token *token)
 {
-    return token->value;
+    return token ? token->value : NULL;
 }
 
 size_t azid_token_length(const azid_token *token)
 {
-    return token->length;
+    return token ? token->length : 0;
 }
 
 int64_t azid_token_expires_on(const azid_token *token)
 {
-    return token->expires_on;
+    return token ? token->expires_on : 0;
 }
 
 const char *azid_token_resource(const azid_token *token)
 {
-    return token->resource;
+    return token ? token->resource : NULL;
 }
 
 const char *azid_token_type(const azid_token *token)
 {
-    return token->type;
+    return token ? token->type : NULL;
 }
 
 long token_find_bad_char(const char *value, size_t length)

@@ -7,6 +7,8 @@ HTTP status."""
 
 import ctypes
 import os
+import shutil
+import subprocess
 import sys
 import time
 import unittest
@@ -120,6 +122,42 @@ class ClientTest(unittest.TestCase):
         self.assertIn(b"no path, query or fragment", self.err.message)
         # a rejected endpoint leaves the previous one in place
         self.assertEqual(self.lib.azid_client_endpoint(self.client), b"http://127.0.0.1:9/metadata/identity/oauth2/token")
+
+
+class SetuidTest(unittest.TestCase):
+    """libazid inside a set-user-id program (su is one): the caller's
+    environment must not steer libcurl."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a set-user-id copy")
+        self._tmp = harness.TempDir()
+        self.tmp = self._tmp.__enter__()
+        self.addCleanup(self._tmp.__exit__, None, None, None)
+        if os.statvfs(self.tmp).f_flag & os.ST_NOSUID:
+            self.skipTest("%s is mounted nosuid" % self.tmp)
+        os.chmod(self.tmp, 0o755)
+        self.prog = os.path.join(self.tmp, "token_get")
+        shutil.copy(os.path.join(harness.top_builddir, "tests", "integration", "token_get"), self.prog)
+        os.chown(self.prog, 0, 0)
+        os.chmod(self.prog, 0o4755)
+
+    def run_as_nobody(self, endpoint, env):
+        return subprocess.run([self.prog, endpoint, "https://vault.azure.net", "2000"], env=env,
+                              user=65534, group=65534, extra_groups=[], capture_output=True,
+                              text=True, timeout=20)
+
+    def test_sslkeylogfile_refused(self):
+        keylog = os.path.join(self.tmp, "keylog")
+        with harness.Emulator(self.tmp) as emu:
+            r = self.run_as_nobody(emu.url, {"PATH": "/usr/bin:/bin"})
+            self.assertEqual((r.returncode, r.stdout), (0, "ok\n"), r.stderr)
+            r = self.run_as_nobody(emu.url, {"PATH": "/usr/bin:/bin", "SSLKEYLOGFILE": keylog})
+            self.assertFalse(os.path.exists(keylog), "root created the caller's SSLKEYLOGFILE")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("system: IMDS %s/metadata/identity/oauth2/token: refusing to use libcurl in "
+                          "a set-user-id program whose caller set SSLKEYLOGFILE" % emu.url, r.stdout)
+            self.assertEqual(len(emu.requests()), 1)
 
 
 if __name__ == "__main__":

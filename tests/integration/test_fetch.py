@@ -4,10 +4,12 @@
 (stdout, the one stderr line, the exit code, how long it took) and what
 IMDS sees (the emulator's request log)."""
 
+import email.utils
 import json
 import os
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -32,6 +34,60 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class RawServer:
+    """A TCP listener on 127.0.0.1 for what the emulator cannot do: each
+    connection gets serve(conn) in its own thread; closed on exit."""
+
+    def __init__(self, serve=None):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.serve = serve
+        self.accepted = 0
+        if serve:
+            threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            self.serve(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def slow_headers(conn):
+    """Reads the request, then sends a status line and headers that never end."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+    for _ in range(60):
+        conn.sendall(b"X-Slow: 1\r\n")
+        time.sleep(0.2)
+
+
+def huge_without_length(conn):
+    """Reads the request, then answers 200 with a body that only ends when
+    the connection does: no Content-Length for libcurl to refuse up front."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(160):  # 10 MiB
+        conn.sendall(chunk)
 
 
 class FetchTest(unittest.TestCase):
@@ -195,6 +251,16 @@ class FetchTest(unittest.TestCase):
         self.assertGreaterEqual(r.elapsed, 2.0)
         self.assertLess(r.elapsed, 2.0 + SLACK)
 
+    def test_retry_after_http_date(self):
+        # RFC 9110 HTTP-date, one-second resolution: 2 s ahead waits 1 to 2 s.
+        when = email.utils.formatdate(time.time() + 2, usegmt=True)
+        emu = self.emulator(faults=["503:retry-after=" + when])
+        r = self.fetch(endpoint=emu.url)
+        self.assert_ok(r)
+        self.assertEqual(len(emu.requests()), 2)
+        self.assertGreaterEqual(r.elapsed, 0.9)
+        self.assertLess(r.elapsed, 2.0 + SLACK)
+
     def test_retry_after_past_budget_stops_at_once(self):
         emu = self.emulator(faults=["429:retry-after=30"])
         r = self.fetch("--timeout", "3", endpoint=emu.url)
@@ -249,10 +315,42 @@ class FetchTest(unittest.TestCase):
     def test_reset_always(self):
         self.assert_budget_kept(["reset"] * 20, 2, "IMDS http://127.0.0.1:", "attempts")
 
+    def raw_server(self, serve=None):
+        server = RawServer(serve)
+        self.addCleanup(server.close)
+        return server
+
+    def test_slow_headers(self):
+        server = self.raw_server(slow_headers)
+        url = "http://127.0.0.1:%d" % server.port
+        r = self.fetch("--timeout", "2", endpoint=url, timeout=20)
+        self.assert_fails(r, 3, "no token within the 2.0 s time budget", "attempt cut off")
+        self.assertGreaterEqual(server.accepted, 2)  # cut off and retried
+        self.assertLess(r.elapsed, 2 + SLACK)
+
+    def test_huge_without_length(self):
+        server = self.raw_server(huge_without_length)
+        url = "http://127.0.0.1:%d" % server.port
+        r = self.fetch("--timeout", "3", endpoint=url, timeout=20)
+        self.assert_fails(r, 3, "IMDS %s/metadata/identity/oauth2/token: " % url,
+                          "response larger than 65536 bytes")
+        self.assertEqual(server.accepted, 1)
+        self.assertLess(r.elapsed, 3 + SLACK)
+
+    def test_tls_handshake_never_answered(self):
+        # Connections are queued by the kernel but never accepted: TCP
+        # connects, the TLS ClientHello gets no answer.
+        server = self.raw_server()
+        url = "https://127.0.0.1:%d" % server.port
+        r = self.fetch("--timeout", "2", endpoint=url, timeout=20)
+        self.assert_fails(r, 3, "IMDS %s/metadata/identity/oauth2/token" % url,
+                          "no token within the 2.0 s time budget")
+        self.assertLess(r.elapsed, 2 + SLACK)
+
     def test_connection_refused(self):
         url = "http://127.0.0.1:%d" % closed_port()
         r = self.fetch("--timeout", "1", endpoint=url)
-        self.assert_fails(r, 3, "IMDS %s/metadata/identity/oauth2/token" % url, "onnect")
+        self.assert_fails(r, 3, "IMDS %s/metadata/identity/oauth2/token: " % url, "Couldn't connect to server", "attempts")
         self.assertLess(r.elapsed, 1 + SLACK)
 
     def test_bad_bodies(self):

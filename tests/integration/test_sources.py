@@ -8,6 +8,7 @@ identity from their environment variables."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,8 +23,33 @@ DMI_TAG = "/sys/class/dmi/id/chassis_asset_tag"
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 ARC_AGENT = "/opt/azcmagent/bin/himds"
 ARC_TOKEN_DIR = "/var/opt/azcmagent/tokens"
+# The contract is budget + 0.5 s; the rest absorbs a loaded test machine.
+SLACK = 1.5
 SOURCE_ENV = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET",
               "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST")
+
+# Run in a child: a 0.3 s request to a name the silent resolver never
+# answers, libazid unloaded at once, then past the lookup's 1 s timeout.
+UNLOAD_WHILE_RESOLVING = """
+import ctypes, _ctypes, sys, time
+lib = ctypes.CDLL(sys.argv[1])
+lib.azid_client_new.restype = ctypes.c_void_p
+for name in ("azid_client_free", "azid_client_set_endpoint", "azid_client_set_timeout_ms",
+             "azid_client_get_token"):
+    getattr(lib, name).argtypes = None
+client = ctypes.c_void_p(lib.azid_client_new())
+lib.azid_client_set_endpoint(client, b"http://imds.azid-test.example", None)
+lib.azid_client_set_timeout_ms(client, ctypes.c_long(300), None)
+token = ctypes.c_void_p()
+status = lib.azid_client_get_token(client, b"https://vault.azure.net", ctypes.byref(token), None)
+print("timeout" if status == 6 else "status %d" % status, flush=True)
+lib.azid_client_free(client)
+handle = lib._handle
+del lib
+_ctypes.dlclose(handle)
+time.sleep(2)
+print("survived", flush=True)
+"""
 
 
 def enter_namespaces():
@@ -94,7 +120,11 @@ class SourcesTest(unittest.TestCase):
     def assert_error(self, r, code, *fragments):
         self.assertEqual(r.returncode, code, r.stderr)
         self.assertEqual(r.stdout, "")
-        line = r.stderr.splitlines()[0]
+        lines = r.stderr.splitlines()
+        if code == 2:
+            lines = lines[:1]  # usage errors add the usage line and a pointer to --help
+        self.assertEqual(len(lines), 1, r.stderr)
+        line = lines[0]
         for f in fragments:
             self.assertIn(f, line)
 
@@ -153,6 +183,49 @@ class SourcesTest(unittest.TestCase):
         self.assert_error(r, 3, "Arc %s/metadata/identity/oauth2/token" % emu.url,
                           "not a .key file directly in /var/opt/azcmagent/tokens")
         self.assertEqual(len(emu.requests()), 1)
+
+    # ---- name resolution --------------------------------------------------------
+
+    def silent_dns(self, options=""):
+        """Points /etc/resolv.conf (in this mount namespace) at a resolver
+        that swallows every query; returns a function telling whether it
+        was asked."""
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dns.bind(("127.0.0.1", 53))
+        self.addCleanup(dns.close)
+        resolv = os.path.join(self.tmp, "resolv.conf")
+        write(resolv, "nameserver 127.0.0.1\n" + options)
+        subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True)
+        self.addCleanup(subprocess.run, ["umount", "/etc/resolv.conf"], check=True)
+
+        def asked():
+            dns.setblocking(False)
+            try:
+                return bool(dns.recv(4096))
+            except BlockingIOError:
+                return False
+        return asked
+
+    def test_dns_that_never_answers_keeps_the_budget(self):
+        # getaddrinfo blocks for resolv.conf's timeouts (5 s, twice); the
+        # attempt must still end with the budget, not when it gives up.
+        asked = self.silent_dns()
+        r = self.fetch("--endpoint", "http://imds.azid-test.example", "--timeout", "1")
+        self.assertTrue(asked(), "the name was not looked up through the test's resolver")
+        self.assert_error(r, 3, "IMDS http://imds.azid-test.example/metadata/identity/oauth2/token",
+                          "no token within the 1.0 s time budget")
+        self.assertLess(r.elapsed, 1 + SLACK)
+
+    def test_unloaded_while_resolving(self):
+        # The lookup cut off by the budget finishes in libcurl after the
+        # call returned; a host that unloads the library (pam_end unloads
+        # the module) meanwhile must not crash when the lookup returns.
+        self.silent_dns("options timeout:1 attempts:1\n")
+        r = subprocess.run([sys.executable, "-c", UNLOAD_WHILE_RESOLVING,
+                            os.path.join(harness.top_builddir, ".libs", "libazid.so.0")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, "exit %d: %s" % (r.returncode, r.stderr))
+        self.assertEqual(r.stdout, "timeout\nsurvived\n")
 
     # ---- App Service, Cloud Shell, workload identity ------------------------------
 

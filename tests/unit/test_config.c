@@ -265,7 +265,8 @@ static const struct bad_arg {
     {"resource=a\tb", "resource=a\tb: expected a resource URI"},
     {"endpoint=ftp://x", "endpoint=ftp://x: expected scheme://host[:port] with scheme http or "
                          "https and no path"},
-    {"endpoint=http://x/", "endpoint=http://x/: expected scheme://host[:port]"},
+    {"endpoint=http://x/y/", "endpoint=http://x/y/: expected scheme://host[:port]"},
+    {"endpoint=http://x%0d", "endpoint=http://x%0d: expected"},
     {"endpoint=http://x/path", "endpoint=http://x/path: expected"},
     {"endpoint=http://x:0", "endpoint=http://x:0: expected"},
     {"endpoint=http://x:65536", "endpoint=http://x:65536: expected"},
@@ -986,6 +987,32 @@ static void test_keyring_names(void **state)
     assert_int_equal(azid_keyring_parse(NULL, &k, NULL), AZID_ERR_ARGUMENT);
 }
 
+/* ---- NULL arguments ----------------------------------------------------------------- */
+
+/* A NULL configuration reads as the defaults; no status function crashes. */
+static void test_null_arguments(void **state)
+{
+    (void)state;
+    const char *const *list = NULL;
+    azid_error err;
+    assert_int_equal(azid_config_resources(NULL, &list), 0);
+    assert_null(list[0]);
+    assert_int_equal(azid_config_secrets(NULL, NULL), 0);
+    assert_int_equal(azid_config_timeout_ms(NULL), AZID_DEFAULT_TIMEOUT_MS);
+    assert_int_equal(azid_config_keyring(NULL), AZID_KEYRING_SESSION);
+    assert_false(azid_config_fail_closed(NULL));
+    assert_false(azid_config_debug(NULL));
+    assert_null(azid_config_get(NULL, "timeout"));
+    assert_int_equal(config_source(NULL), AZID_SOURCE_AUTO);
+    const char *id = "x";
+    assert_int_equal(config_identity(NULL, &id), AZID_IDENTITY_SYSTEM);
+    assert_null(id);
+    assert_int_equal(azid_config_apply_arg(NULL, "debug", &err), AZID_ERR_ARGUMENT);
+    assert_int_equal(azid_config_load(NULL, "root", &err), AZID_ERR_ARGUMENT);
+    assert_int_equal(azid_keyring_parse("user", NULL, &err), AZID_ERR_ARGUMENT);
+    azid_config_dump(NULL, NULL, NULL);
+}
+
 /* ---- the man pages list exactly the table ------------------------------------------ */
 
 /* doc/NAME from the source tree; NULL when it is missing and optional. */
@@ -1151,6 +1178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_refuses_unsafe_files, tmpdir_setup,
                                         tmpdir_teardown),
         cmocka_unit_test(test_keyring_names),
+        cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_man_page_lists_every_option),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_man_page_example),

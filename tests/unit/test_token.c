@@ -58,46 +58,41 @@ static void test_imds_all_strings(void **state)
     azid_token_free(t);
 }
 
+/* Expects body to be accepted with that expiry. */
+static void expect_expiry(const char *body, int64_t want)
+{
+    azid_token *t;
+    azid_error err;
+    if (parse(body, &t, &err) != AZID_OK)
+        fail_msg("%s refused: %s", body, err.message);
+    assert_int_equal(azid_token_expires_on(t), want);
+    assert_string_equal(azid_token_value(t), TOKEN);
+    assert_string_equal(azid_token_type(t), "Bearer");
+    azid_token_free(t);
+}
+
 static void test_numbers_accepted(void **state)
 {
     (void)state;
-    azid_token *t;
-    azid_error err;
-    assert_int_equal(parse("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599}", &t,
-                           &err), AZID_OK);
-    assert_int_equal(azid_token_expires_on(t), 1700003599);
-    assert_string_equal(azid_token_type(t), "Bearer"); /* absent token_type */
-    azid_token_free(t);
-    assert_int_equal(parse("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599.0}", &t,
-                           &err), AZID_OK);
-    azid_token_free(t);
+    /* absent token_type means Bearer */
+    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599}", 1700003599);
+    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599.0}", 1700003599);
 }
 
 static void test_expires_in_only(void **state)
 {
     (void)state;
-    azid_token *t;
-    azid_error err;
     /* Entra v2 (workload identity): numeric expires_in, request time + it */
-    assert_int_equal(parse("{\"access_token\":\"" TOKEN "\",\"expires_in\":3599,"
-                           "\"token_type\":\"Bearer\"}", &t, &err), AZID_OK);
-    assert_int_equal(azid_token_expires_on(t), NOW - 1 + 3599);
-    azid_token_free(t);
-    assert_int_equal(parse("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"60\"}", &t, &err),
-                     AZID_OK);
-    assert_int_equal(azid_token_expires_on(t), NOW - 1 + 60);
-    azid_token_free(t);
+    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_in\":3599,\"token_type\":\"Bearer\"}",
+                  NOW - 1 + 3599);
+    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"60\"}", NOW - 1 + 60);
 }
 
 static void test_expires_on_wins_over_expires_in(void **state)
 {
     (void)state;
-    azid_token *t;
-    azid_error err;
-    assert_int_equal(parse("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"10\","
-                           "\"expires_on\":\"1700000500\"}", &t, &err), AZID_OK);
-    assert_int_equal(azid_token_expires_on(t), 1700000500);
-    azid_token_free(t);
+    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"10\","
+                  "\"expires_on\":\"1700000500\"}", 1700000500);
 }
 
 static void test_resource_from_response_when_none_asked(void **state)

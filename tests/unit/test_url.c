@@ -90,7 +90,7 @@ static void test_endpoint_validation(void **state)
     (void)state;
     static const char *const good[] = {
         "http://169.254.169.254", "http://127.0.0.1:8080", "https://example.com/",
-        "http://[::1]:40342", "http://localhost:40342",
+        "http://[::1]:40342", "http://localhost:40342", "http://imds_proxy.example:80/",
     };
     static const struct {
         const char *url, *why;
@@ -108,7 +108,14 @@ static void test_endpoint_validation(void **state)
         {"http://host?a=b", "no path, query or fragment"},
         {"http://host#f", "no path, query or fragment"},
         {"http://[::1", "unterminated"},
-        {"http://ho st", "space or control"},
+        {"http://[]", "invalid [IPv6] host"},
+        {"http://[::1]x", "not allowed in a host name"},
+        {"http://ho st", "not allowed in a host name"},
+        {"http://host\r\nX-Injected: 1", "not allowed in a host name"},
+        {"http://ho%0d%0ast", "not allowed in a host name"},
+        {"http://h\xc3\xa9", "not allowed in a host name"},
+        {"http://host:", "invalid port"},
+        {"http://host:123456", "invalid port"},
     };
     azid_error err;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
@@ -116,8 +123,14 @@ static void test_endpoint_validation(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err_clear(&err);
         assert_int_equal(source_check_base_url(bad[i].url, &err), AZID_ERR_ARGUMENT);
-        if (!strstr(err.message, bad[i].why) || !strstr(err.message, bad[i].url))
+        /* The message names the URL (one line: CR and LF become spaces). */
+        char named[64];
+        snprintf(named, sizeof named, "%s", bad[i].url);
+        for (char *c = named; *c; c++)
+            *c = *c == '\r' || *c == '\n' ? ' ' : *c;
+        if (!strstr(err.message, bad[i].why) || !strstr(err.message, named))
             fail_msg("'%s': message '%s' lacks '%s'", bad[i].url, err.message, bad[i].why);
+        assert_null(strpbrk(err.message, "\r\n"));
     }
 }
 
@@ -126,7 +139,6 @@ static void test_endpoint_validation(void **state)
 struct fake {
     const char *env[16]; /* "NAME=value" */
     const char *files[4]; /* "path=contents" */
-    int probed_network;
 };
 
 static const char *fake_env(void *ctx, const char *name)
@@ -187,7 +199,7 @@ static void expect_detected(struct fake *f, azid_source want, const char *url)
 static void test_detect_nothing(void **state)
 {
     (void)state;
-    struct fake f = {{NULL}, {SOURCE_DMI_ASSET_TAG_FILE "=No Asset Tag\n", NULL}, 0};
+    struct fake f = {{NULL}, {SOURCE_DMI_ASSET_TAG_FILE "=No Asset Tag\n", NULL}};
     struct source_config cfg = {0};
     azid_error err;
     assert_int_equal(resolve(&f, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
@@ -196,24 +208,24 @@ static void test_detect_nothing(void **state)
                         "chassis_asset_tag, no Arc agent): set endpoint= to use another token "
                         "endpoint");
     assert_null(cfg.token_url);
-    struct fake none = {{NULL}, {NULL}, 0};
+    struct fake none = {{NULL}, {NULL}};
     assert_int_equal(resolve(&none, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
     /* IDENTITY_ENDPOINT alone names no source */
-    struct fake lone = {{"IDENTITY_ENDPOINT=http://x", NULL}, {NULL}, 0};
+    struct fake lone = {{"IDENTITY_ENDPOINT=http://x", NULL}, {NULL}};
     assert_int_equal(resolve(&lone, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
 }
 
 static void test_detect_imds_by_asset_tag(void **state)
 {
     (void)state;
-    struct fake f = {{NULL}, {AZURE_TAG, NULL}, 0};
+    struct fake f = {{NULL}, {AZURE_TAG, NULL}};
     expect_detected(&f, AZID_SOURCE_IMDS, "http://169.254.169.254/metadata/identity/oauth2/token");
 }
 
 static void test_detect_arc_agent_before_imds(void **state)
 {
     (void)state;
-    struct fake f = {{NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+    struct fake f = {{NULL}, {AZURE_TAG, AGENT, NULL}};
     expect_detected(&f, AZID_SOURCE_ARC, "http://localhost:40342/metadata/identity/oauth2/token");
 }
 
@@ -222,27 +234,27 @@ static void test_detect_environment_order(void **state)
     (void)state;
     struct fake app = {{"IDENTITY_ENDPOINT=http://127.0.0.1:41741/MSI/token/",
                         "IDENTITY_HEADER=h", "IMDS_ENDPOINT=http://x", "MSI_ENDPOINT=http://y",
-                        NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+                        NULL}, {AZURE_TAG, AGENT, NULL}};
     expect_detected(&app, AZID_SOURCE_APPSERVICE, "http://127.0.0.1:41741/MSI/token/");
     struct fake arc = {{"IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token",
                         "IMDS_ENDPOINT=http://localhost:40342", "MSI_ENDPOINT=http://y", NULL},
-                       {AZURE_TAG, NULL}, 0};
+                       {AZURE_TAG, NULL}};
     expect_detected(&arc, AZID_SOURCE_ARC, "http://localhost:40342/metadata/identity/oauth2/token");
     struct fake shell = {{"MSI_ENDPOINT=http://localhost:50342/oauth2/token",
                           "AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c",
-                          "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, NULL}, 0};
+                          "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, NULL}};
     expect_detected(&shell, AZID_SOURCE_CLOUDSHELL, "http://localhost:50342/oauth2/token");
     struct fake wl = {{"AZURE_TENANT_ID=tenant-1", "AZURE_CLIENT_ID=c",
-                       "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, AGENT, NULL}, 0};
+                       "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {AZURE_TAG, AGENT, NULL}};
     expect_detected(&wl, AZID_SOURCE_WORKLOAD,
                     "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token");
     struct fake wl2 = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", "AZURE_FEDERATED_TOKEN_FILE=/f",
                         "AZURE_AUTHORITY_HOST=https://login.microsoftonline.us/", NULL},
-                       {NULL}, 0};
+                       {NULL}};
     expect_detected(&wl2, AZID_SOURCE_WORKLOAD,
                     "https://login.microsoftonline.us/t/oauth2/v2.0/token");
     /* two of the trio are not enough */
-    struct fake partial = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", NULL}, {AZURE_TAG, NULL}, 0};
+    struct fake partial = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", NULL}, {AZURE_TAG, NULL}};
     expect_detected(&partial, AZID_SOURCE_IMDS,
                     "http://169.254.169.254/metadata/identity/oauth2/token");
 }
@@ -250,7 +262,7 @@ static void test_detect_environment_order(void **state)
 static void test_explicit_endpoint_and_source(void **state)
 {
     (void)state;
-    struct fake f = {{"IDENTITY_ENDPOINT=http://a", "IDENTITY_HEADER=h", NULL}, {NULL}, 0};
+    struct fake f = {{"IDENTITY_ENDPOINT=http://a", "IDENTITY_HEADER=h", NULL}, {NULL}};
     struct source_config cfg = {0};
     azid_error err;
     /* an endpoint skips detection and means IMDS */
@@ -266,7 +278,7 @@ static void test_explicit_endpoint_and_source(void **state)
     assert_string_equal(cfg.token_url, "http://127.0.0.1:9/msi/token");
     assert_string_equal(cfg.identity_header, "h");
     /* a named source without its endpoint on a bare machine */
-    struct fake bare = {{NULL}, {NULL}, 0};
+    struct fake bare = {{NULL}, {NULL}};
     assert_int_equal(resolve(&bare, AZID_SOURCE_IMDS, NULL, &cfg, &err), AZID_OK);
     assert_string_equal(cfg.token_url, "http://169.254.169.254/metadata/identity/oauth2/token");
     assert_int_equal(resolve(&bare, AZID_SOURCE_APPSERVICE, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
@@ -277,11 +289,17 @@ static void test_explicit_endpoint_and_source(void **state)
                      AZID_ERR_ARGUMENT);
     struct fake badauth = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c",
                             "AZURE_FEDERATED_TOKEN_FILE=/f",
-                            "AZURE_AUTHORITY_HOST=http://evil", NULL}, {NULL}, 0};
+                            "AZURE_AUTHORITY_HOST=http://evil", NULL}, {NULL}};
     assert_int_equal(resolve(&badauth, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
     assert_non_null(strstr(err.message, "must be an https:// URL"));
+    /* IDENTITY_HEADER is sent as a header: no CR LF smuggling */
+    struct fake badheader = {{"IDENTITY_ENDPOINT=http://127.0.0.1:41741/msi/token",
+                              "IDENTITY_HEADER=h\r\nX-Injected: 1", NULL}, {NULL}};
+    assert_int_equal(resolve(&badheader, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "IDENTITY_HEADER holds a space or control character"));
+    assert_null(cfg.token_url);
     struct fake badtenant = {{"AZURE_TENANT_ID=t/../x", "AZURE_CLIENT_ID=c",
-                              "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {NULL}, 0};
+                              "AZURE_FEDERATED_TOKEN_FILE=/f", NULL}, {NULL}};
     assert_int_equal(resolve(&badtenant, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_ARGUMENT);
     source_config_clear(&cfg);
 }
@@ -364,6 +382,9 @@ static void test_arc_key_file(void **state)
     expect_key_refused(challenge, "not a .key file directly in");
     snprintf(challenge, sizeof challenge, "Basic realm=%s/a=b.key", key_dir);
     expect_key_refused(challenge, "not a .key file directly in");
+    /* server text with control characters is neither followed nor echoed */
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/\x1b[2Jx.key", key_dir);
+    expect_key_refused(challenge, "names a key file with spaces or control characters");
     snprintf(challenge, sizeof challenge, "Basic realm=%s/missing.key", key_dir);
     expect_key_refused(challenge, "cannot open the Arc key file");
 
@@ -413,6 +434,48 @@ static void test_hints(void **state)
     assert_null(client_imds_hint(302, "", NULL));
 }
 
+/* ---- NULL arguments ----------------------------------------------------------- */
+
+static void expect_null_refused(azid_status st, const azid_error *err)
+{
+    assert_int_equal(st, AZID_ERR_ARGUMENT);
+    assert_int_equal(err->status, AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err->message, "NULL"));
+}
+
+static void test_null_arguments(void **state)
+{
+    (void)state;
+    azid_error err;
+    azid_source source;
+    azid_token *token = (azid_token *)1;
+    azid_client *client = azid_client_new();
+    assert_non_null(client);
+    expect_null_refused(azid_client_set_source(NULL, AZID_SOURCE_IMDS, &err), &err);
+    expect_null_refused(azid_client_set_endpoint(NULL, "http://127.0.0.1:9", &err), &err);
+    expect_null_refused(azid_client_set_identity(NULL, AZID_IDENTITY_CLIENT_ID, "c", &err), &err);
+    expect_null_refused(azid_client_set_timeout_ms(NULL, 1000, &err), &err);
+    expect_null_refused(azid_client_set_ca_file(NULL, NULL, &err), &err);
+    expect_null_refused(azid_client_resolve_source(NULL, &source, &err), &err);
+    expect_null_refused(azid_client_get_token(NULL, "r", &token, &err), &err);
+    assert_null(token);
+    expect_null_refused(azid_client_get_token(client, "r", NULL, &err), &err);
+    assert_int_equal(azid_client_get_token(client, NULL, &token, &err), AZID_ERR_ARGUMENT);
+    assert_int_equal(azid_client_set_identity(client, AZID_IDENTITY_CLIENT_ID, NULL, &err),
+                     AZID_ERR_ARGUMENT);
+    assert_int_equal(azid_source_parse("imds", NULL, &err), AZID_ERR_ARGUMENT);
+    assert_int_equal(azid_source_parse(NULL, &source, NULL), AZID_ERR_ARGUMENT);
+    assert_null(azid_client_endpoint(NULL));
+    assert_null(azid_token_value(NULL));
+    assert_int_equal(azid_token_length(NULL), 0);
+    assert_int_equal(azid_token_expires_on(NULL), 0);
+    assert_null(azid_token_resource(NULL));
+    assert_null(azid_token_type(NULL));
+    azid_token_free(NULL);
+    azid_client_free(client);
+    azid_client_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_source_names),
         cmocka_unit_test_setup_teardown(test_arc_key_file, make_key_dir, remove_key_dir),
         cmocka_unit_test(test_hints),
+        cmocka_unit_test(test_null_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
