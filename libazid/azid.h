@@ -130,6 +130,13 @@ azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
  * `azid doctor`.  Valid until the client changes or is freed. */
 const char *azid_client_endpoint(const azid_client *client);
 
+/* A token for resource (the exact string: "https://vault.azure.net" and
+ * "https://vault.azure.net/" are distinct), which the caller frees.  The
+ * client keeps the tokens it obtained, one per resource, and answers a
+ * later request for that resource from them, without network, while the
+ * token is more than AZID_EXPIRY_SKEW_S from expiry; each call hands out a
+ * copy.  Changing the source, endpoint or identity, and freeing the client,
+ * wipe them. */
 azid_status azid_client_get_token(azid_client *client, const char *resource,
                                   azid_token **out, azid_error *err);
 /* Reads https://<vault>.vault.azure.net/secrets/<name>[/<version>] (or a

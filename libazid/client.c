@@ -34,10 +34,65 @@ azid_client *azid_client_new(void)
     return c;
 }
 
+/* ---- tokens already obtained ------------------------------------------ */
+
+/* Wipes and drops every cached token: on free, and whenever a setting that
+ * decides whose token it is or where it comes from changes. */
+static void forget_tokens(azid_client *c)
+{
+    for (size_t i = 0; i < c->ntokens; i++)
+        azid_token_free(c->tokens[i]);
+    free(c->tokens);
+    c->tokens = NULL;
+    c->ntokens = 0;
+}
+
+static int token_usable(const azid_token *t)
+{
+    return t->expires_on - AZID_EXPIRY_SKEW_S > (int64_t)time(NULL);
+}
+
+/* A copy of the cached token for resource, while it is usable: NULL when
+ * there is none (or no memory for the copy, and the endpoint is asked). */
+static azid_token *cached_token(const azid_client *c, const char *resource)
+{
+    for (size_t i = 0; i < c->ntokens; i++) {
+        const azid_token *t = c->tokens[i];
+        if (strcmp(t->resource, resource) == 0)
+            return token_usable(t) ? token_new(t->value, t->length, t->expires_on, t->resource,
+                                               t->type)
+                                   : NULL;
+    }
+    return NULL;
+}
+
+/* Keeps a copy of a token just obtained, replacing an older one for its
+ * resource.  Out of memory only means the next call asks again. */
+static void cache_token(azid_client *c, const azid_token *t)
+{
+    azid_token *copy = token_new(t->value, t->length, t->expires_on, t->resource, t->type);
+    if (!copy)
+        return;
+    for (size_t i = 0; i < c->ntokens; i++)
+        if (strcmp(c->tokens[i]->resource, t->resource) == 0) {
+            azid_token_free(c->tokens[i]);
+            c->tokens[i] = copy;
+            return;
+        }
+    azid_token **grown = realloc(c->tokens, (c->ntokens + 1) * sizeof *grown);
+    if (!grown) {
+        azid_token_free(copy);
+        return;
+    }
+    c->tokens = grown;
+    c->tokens[c->ntokens++] = copy;
+}
+
 void azid_client_free(azid_client *client)
 {
     if (!client)
         return;
+    forget_tokens(client);
     free(client->endpoint_base);
     free(client->identity_value);
     free(client->ca_file);
@@ -46,10 +101,12 @@ void azid_client_free(azid_client *client)
     free(client);
 }
 
+/* The source or endpoint changed: resolve again, and ask again. */
 static void invalidate(azid_client *c)
 {
     c->resolved = 0;
     source_config_clear(&c->cfg);
+    forget_tokens(c);
 }
 
 azid_status azid_client_set_source(azid_client *client, azid_source source, azid_error *err)
@@ -101,6 +158,7 @@ azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kin
     if (!client)
         return no_client(err);
     if (kind == AZID_IDENTITY_SYSTEM) {
+        forget_tokens(client);
         client->identity_kind = kind;
         return replace(&client->identity_value, NULL, err);
     }
@@ -111,8 +169,10 @@ azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kin
                        "%s= needs a value without spaces or control characters",
                        selector_name(kind));
     azid_status st = replace(&client->identity_value, value, err);
-    if (st == AZID_OK)
+    if (st == AZID_OK) {
+        forget_tokens(client);
         client->identity_kind = kind;
+    }
     return st;
 }
 
@@ -433,6 +493,8 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
     if (!resource || !*resource || has_control_char(resource))
         return err_set(err, AZID_ERR_ARGUMENT,
                        "resource must be a non-empty URI without control characters");
+    if ((*out = cached_token(client, resource)))
+        return AZID_OK;
     azid_status st = client_resolve(client, err);
     if (st != AZID_OK)
         return st;
@@ -519,6 +581,8 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
         if (st != AZID_OK)
             err_set_http(err, st, resp.status, "%s %s: HTTP %ld but %s", label, cfg->token_url,
                          resp.status, perr.message);
+        else
+            cache_token(client, *out);
         http_response_clear(&resp);
     }
 done:

@@ -21,6 +21,11 @@ struct azid_client {
     char *ca_file;
     int resolved;              /* cfg is valid */
     struct source_config cfg;
+    /* Tokens obtained with the current settings, one per resource: a
+     * session asking for the vault audience both as a resource and for its
+     * secrets asks the endpoint once.  Handed out as copies. */
+    azid_token **tokens;
+    size_t ntokens;
 };
 
 /* Suggests what to do about a final HTTP status, given the endpoint's

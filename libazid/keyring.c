@@ -330,8 +330,16 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const 
 {
     if (serial)
         *serial = -1;
-    if (!description || !*description || !payload || length == 0)
-        return err_set(err, AZID_ERR_ARGUMENT, "nothing to store: empty key description or value");
+    if (!description || !*description)
+        return err_set(err, AZID_ERR_ARGUMENT, "cannot store a key without a description");
+    /* add_key would fail with a bare EINVAL. */
+    if (!payload || length == 0)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "cannot store %s: the kernel does not store an empty user key; %s",
+                       description,
+                       strncmp(description, SECRET_PREFIX, strlen(SECRET_PREFIX)) == 0
+                           ? "give the secret a non-empty value in the vault"
+                           : "store a non-empty value");
     /* The kernel's limit for a "user" key. */
     if (length > 32767)
         return err_set(err, AZID_ERR_ARGUMENT,

@@ -82,13 +82,14 @@ static void store_key(struct fetch *f, const char *description, const char *valu
         f->serials[f->nserials++] = serial;
 }
 
-/* Logs a failed fetch ("no token for R: ...", "no secret URL: ..."). */
+/* Logs a failed fetch: "no token for R: ...", or "no secret: ..." without
+ * a name (the library's Key Vault messages start with the secret's URL). */
 static bool fetch_failed(struct fetch *f, azid_status status, const char *what, const char *name,
                          const azid_error *err)
 {
     if (status == AZID_OK)
         return false;
-    log_err(f->ctx, "no %s %s: %s", what, name, err->message);
+    log_err(f->ctx, "no %s%s%s: %s", what, name ? " " : "", name ? name : "", err->message);
     note_failure(f, status);
     return true;
 }
@@ -113,7 +114,7 @@ static void fetch_secret(struct fetch *f, const char *url)
 {
     azid_secret *secret = NULL;
     azid_error err;
-    if (fetch_failed(f, azid_client_get_secret(f->client, url, &secret, &err), "secret", url, &err))
+    if (fetch_failed(f, azid_client_get_secret(f->client, url, &secret, &err), "secret", NULL, &err))
         return;
     log_debug(f->ctx, "got secret %s, to expire at %lld", url,
               (long long)azid_secret_expires_on(secret));

@@ -3,7 +3,8 @@
 """libazid's client API driven directly (ctypes on the built libazid.so)
 against the emulator: the budget spans requests, a request after it is spent
 fails at once, resolve/endpoint report what will be asked, errors carry the
-HTTP status."""
+HTTP status, tokens already obtained are handed out again without a request
+until a setting changes or they near expiry."""
 
 import ctypes
 import os
@@ -19,7 +20,8 @@ import harness  # noqa: E402
 
 AZID_OK, AZID_ERR_ARGUMENT, AZID_ERR_TIMEOUT, AZID_ERR_HTTP = 0, 1, 6, 7
 AZID_SOURCE_IMDS, AZID_SOURCE_ARC = 1, 2
-AZID_IDENTITY_CLIENT_ID = 1
+AZID_IDENTITY_SYSTEM, AZID_IDENTITY_CLIENT_ID = 0, 1
+VAULT = b"https://vault.azure.net"
 
 
 class Error(ctypes.Structure):
@@ -105,6 +107,62 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(st, AZID_ERR_HTTP)
             self.assertEqual(self.err.http_status, 400)
             self.assertIn(b"Identity not found", self.err.message)
+
+    def resources_asked(self, emu):
+        return [(e["query"]["resource"][0], e["query"].get("client_id", [None])[0]) for e in emu.requests()]
+
+    def test_tokens_kept_per_resource(self):
+        with harness.Emulator(self.tmp, identities=["system", "client_id=C1,object_id=O1,msi_res_id=R1"]) as emu:
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            st, first, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            # The first copy was freed (and wiped) by get_token; the client
+            # hands out another copy of the same token.
+            self.assertEqual(self.get_token(VAULT)[:2], (AZID_OK, first))
+            self.assertEqual(self.resources_asked(emu), [("https://vault.azure.net", None)])
+            # Another resource (the trailing slash makes it one) is asked for.
+            st, other, _ = self.get_token(VAULT + b"/")
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertNotEqual(other, first)
+            self.assertEqual(self.get_token(VAULT)[:2], (AZID_OK, first))
+            self.assertEqual(len(emu.requests()), 2)
+            # Another identity: a new token, then kept for that identity.
+            self.lib.azid_client_set_identity(self.client, AZID_IDENTITY_CLIENT_ID, b"C1", ctypes.byref(self.err))
+            st, user, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertNotIn(user, (first, other))
+            self.assertEqual(self.get_token(VAULT)[:2], (AZID_OK, user))
+            self.assertEqual(self.resources_asked(emu)[2:], [("https://vault.azure.net", "C1")])
+            # Back to the system identity: the token of C1 is not handed out.
+            self.lib.azid_client_set_identity(self.client, AZID_IDENTITY_SYSTEM, None, ctypes.byref(self.err))
+            st, system, _ = self.get_token(VAULT)
+            self.assertNotIn(system, (first, user))
+            # Setting the endpoint (even the same one) drops them too.
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            st, again, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertNotEqual(again, system)
+            self.assertEqual(self.resources_asked(emu)[3:], [("https://vault.azure.net", None)] * 2)
+
+    def test_token_near_expiry_not_kept(self):
+        # 30 s left is inside AZID_EXPIRY_SKEW_S (60): too short to hand out again.
+        with harness.Emulator(self.tmp, lifetime=30) as emu:
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            st, first, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            st, second, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertNotEqual(first, second)
+            self.assertEqual(len(emu.requests()), 2)
+
+    def test_failure_not_kept(self):
+        with harness.Emulator(self.tmp, faults=["400"]) as emu:
+            self.lib.azid_client_set_endpoint(self.client, emu.url.encode(), ctypes.byref(self.err))
+            self.assertEqual(self.get_token(VAULT)[0], AZID_ERR_HTTP)
+            st, value, _ = self.get_token(VAULT)
+            self.assertEqual(st, AZID_OK, self.err.message)
+            self.assertEqual(value, emu.requests()[-1]["access_token"])
+            self.assertEqual(len(emu.requests()), 2)
 
     def test_resolve_and_endpoint(self):
         src = ctypes.c_int(-1)

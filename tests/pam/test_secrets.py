@@ -5,6 +5,7 @@ session keyring as azid:secret:<host>/<name>.  Runs in a private network
 namespace where v1.vault.azure.net is the Key Vault emulator (HTTPS, a
 throwaway CA given as ca_file=) on 127.0.0.1:443."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ HOST = "v1.vault.azure.net"
 URL = "https://%s/secrets/db" % HOST
 KEY = "azid:secret:%s/db" % HOST
 VALUE = "s3cret-db-password"
+VAULT = "https://vault.azure.net"
 
 
 class Secrets(unittest.TestCase):
@@ -90,8 +92,31 @@ class Secrets(unittest.TestCase):
             self.assertNotIn(KEY, r.keys)
             self.assertIn("azid:token:https://storage.azure.com/", r.keys)
             (line,) = r.lines("ERR")
-            self.assertTrue(line.startswith("(user azuser) no secret %s: " % URL), line)
-            self.assertIn("403", line)
+            self.assertTrue(line.startswith("(user azuser) no secret: Key Vault %s: HTTP 403" % URL), line)
+            self.assertEqual(line.count(URL), 1, line)
+
+    def test_one_vault_token_per_session(self):
+        # The vault audience is both a granted resource and what two secrets
+        # need: IMDS is asked once, and that token is the one stored and the
+        # one Key Vault sees.
+        self.vault(["db=" + VALUE, "api=s3cret-api-key"])
+        r = self.run_pam(["resource=" + VAULT, "secret=https://%s/secrets/api" % HOST])
+        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
+        self.assertEqual([e["query"]["resource"] for e in self.imds.requests()], [[VAULT]])
+        stored = r.keys["azid:token:" + VAULT]["value"]
+        self.assertEqual([e["token_sha256"] for e in self.kv.requests()],
+                         [hashlib.sha256(stored.encode()).hexdigest()] * 2)
+        self.assertEqual(r.keys["azid:secret:%s/api" % HOST]["value"], "s3cret-api-key")
+
+    def test_empty_secret_not_stored(self):
+        self.vault(["db="])
+        r = self.run_pam(["resource=https://storage.azure.com/"])
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertNotIn(KEY, r.keys)
+        self.assertIn("azid:token:https://storage.azure.com/", r.keys)
+        (line,) = r.lines("ERR")
+        self.assertEqual(line, "(user azuser) key not stored: cannot store %s: the kernel does not store an "
+                               "empty user key; give the secret a non-empty value in the vault" % KEY)
 
 
 if __name__ == "__main__":
