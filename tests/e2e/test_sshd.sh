@@ -114,6 +114,13 @@ azid list --json >\$o/cli_list_json
 EOF
 }
 
+# login_finds_token USER FILE: USER logs in; FILE gets has-key or no-key, as
+# the session keyring holds R1's token or not (or ssh's error).
+login_finds_token() {
+    e2e_ssh "$1" "keyctl search @s user 'azid:token:$R1' >/dev/null 2>&1 && echo has-key || echo no-key" \
+        >"$2" 2>&1 || true
+}
+
 inside() {
     local o_alice o_bob t0 alice_pid login_time off_time hang_time serial before log_lines leaked i u
     trap 'echo "FAIL - unexpected error at line $LINENO"; e2e_dump_logs' ERR
@@ -189,8 +196,7 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
     before=$(e2e_logs count "$E2E_EMU_LOG")
     e2e_set_asset_tag "None"
     t0=$EPOCHREALTIME
-    e2e_ssh bob "keyctl search @s user 'azid:token:$R1' >/dev/null 2>&1 && echo has-key || echo no-key" \
-        >"$E2E_TMP/offazure.out" 2>&1 || true
+    login_finds_token bob "$E2E_TMP/offazure.out"
     off_time=$(elapsed_since "$t0")
     e2e_set_asset_tag "$E2E_AZURE_ASSET_TAG"
     ok "off Azure the login gets no key" grep -qx no-key "$E2E_TMP/offazure.out"
@@ -200,8 +206,7 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
     e2e_set_faults "[$(printf '"hang",%.0s' $(seq 49))\"hang\"]"
     log_lines=$(wc -l <"$E2E_TMP/syslog")
     t0=$EPOCHREALTIME
-    e2e_ssh alice "keyctl search @s user 'azid:token:$R1' >/dev/null 2>&1 && echo has-key || echo no-key" \
-        >"$E2E_TMP/hang.out" 2>&1 || true
+    login_finds_token alice "$E2E_TMP/hang.out"
     hang_time=$(elapsed_since "$t0")
     e2e_set_faults '[]'
     ok "with IMDS hanging the login still runs the command" grep -qx no-key "$E2E_TMP/hang.out"

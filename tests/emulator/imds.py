@@ -12,16 +12,11 @@ import base64
 import json
 import os
 import secrets
-import select
-import signal
-import socket
-import struct
 import sys
-import tempfile
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import common
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 MODE_API_VERSION = {
@@ -30,7 +25,7 @@ MODE_API_VERSION = {
     "appservice": "2019-08-01",
 }
 ARC_TOKEN_DIR = "/var/opt/azcmagent/tokens"
-HUGE_BYTES = 10 * 1024 * 1024
+FAULTS = common.FAULTS | {"drip", "truncated"}
 # Reason strings for emulated error statuses, in the style of IMDS's bodies.
 ERROR_NAMES = {
     400: "invalid_request",
@@ -67,162 +62,30 @@ class Identity:
                 self.ids[name] = value
 
 
-class State:
+class State(common.State):
     def __init__(self, args):
-        self.args = args
+        super().__init__(args, keep_log=True)  # GET /_emulator/log serves it
         self.identities = [Identity(s) for s in (args.identity or ["system"])]
-        self.lock = threading.Lock()
-        self.hang_all = "hang-all" in args.fault
-        self.faults = [f for f in args.fault if f != "hang-all"]
-        self.log = []
-        self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
         self.arc_keys = set()
 
-    def next_fault(self):
-        with self.lock:
-            if self.hang_all:
-                return "hang"
-            return self.faults.pop(0) if self.faults else None
 
-    def set_faults(self, faults):
-        with self.lock:
-            self.faults = list(faults)
-
-    def record(self, entry):
-        with self.lock:
-            self.log.append(entry)
-            if self.log_file:
-                self.log_file.write(json.dumps(entry) + "\n")
-                self.log_file.flush()
-
-    def log_copy(self):
-        with self.lock:
-            return list(self.log)
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(common.Handler):
     server_version = "imds-emulator/1"
 
-    def log_message(self, *args):
-        pass
-
-    def finish(self):
-        # A fault may have closed or reset the socket already.
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    # ---- plumbing ---------------------------------------------------------
-
-    def state(self):
-        return self.server.state
-
-    def read_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def send(self, status, body, content_type="application/json", extra=()):
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra:
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
-
-    def entry(self, query, status, token=None, expires_on=None, fault=None, body=None):
-        e = {
-            "method": self.command,
-            "path": urllib.parse.urlsplit(self.path).path,
-            "query": query,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "status": status,
-            "access_token": token,
-            "expires_on": expires_on,
-            "fault": fault,
-        }
+    def entry(self, status, token=None, expires_on=None, fault=None, body=None):
+        e = dict(self.request_fields(), status=status, access_token=token, expires_on=expires_on, fault=fault)
         if body is not None:
             e["form"] = body
         self.state().record(e)
 
-    # ---- faults -----------------------------------------------------------
-
-    def wait_for_client_close(self, deadline=None):
-        """Blocks until the client closes the connection (or the deadline)."""
-        sock = self.connection
-        while deadline is None or time.monotonic() < deadline:
-            ready, _, _ = select.select([sock], [], [], 0.5)
-            if ready:
-                try:
-                    if not sock.recv(4096, socket.MSG_PEEK):
-                        return
-                    sock.recv(4096)
-                except OSError:
-                    return
-
-    def fault_response(self, fault, query):
-        """Answers per the fault; returns True when it answered, False for the
-        faults that shape a normal token response (truncated, field:, nofield:)."""
-        if fault == "truncated" or fault.startswith(("field:", "nofield:")):
-            return False
-        if fault == "hang":
-            self.entry(query, 0, fault=fault)
-            self.wait_for_client_close()
-            self.close_connection = True
-            return True
-        if fault == "reset":
-            self.entry(query, 0, fault=fault)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return True
-        if fault in ("drip", "huge"):
-            self.entry(query, 200, fault=fault)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            if fault == "drip":
-                self.send_header("Connection", "close")  # no length: the body runs until close
-            else:
-                self.send_header("Content-Length", str(HUGE_BYTES))
-            self.end_headers()
-            try:
-                self.wfile.flush()
-                if fault == "drip":
-                    while True:
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                        time.sleep(1)
-                chunk = b"x" * 65536
-                for _ in range(HUGE_BYTES // len(chunk)):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
-            self.close_connection = True
-            return True
-        if fault == "badjson":
-            self.entry(query, 200, fault=fault)
-            self.send(200, b"<html><body>upstream error</body></html>", "text/html")
-            return True
-        status, sep, option = fault.partition(":")
-        if status.isdigit():
-            extra = [("Retry-After", option[len("retry-after="):])] if sep else []
-            code = int(status)
-            self.entry(query, code, fault=fault)
-            self.send(code, {"error": ERROR_NAMES.get(code, "error_%d" % code),
-                             "error_description": "emulated fault %s" % fault}, extra=extra)
-            return True
-        return False
+    def answer_status_fault(self, code, fault, extra):
+        self.send(code, {"error": ERROR_NAMES.get(code, "error_%d" % code),
+                         "error_description": "emulated fault %s" % fault}, extra=extra)
 
     # ---- the token endpoint -------------------------------------------------
 
-    def error(self, query, status, error, description, fault=None):
-        self.entry(query, status, fault=fault)
+    def error(self, status, error, description, fault=None):
+        self.entry(status, fault=fault)
         self.send(status, {"error": error, "error_description": description})
 
     def select_identity(self, query):
@@ -267,14 +130,9 @@ class Handler(BaseHTTPRequestHandler):
         if numeric:  # Entra v2: numbers, and no expires_on
             body = {"access_token": token, "expires_in": lifetime, "ext_expires_in": lifetime,
                     "token_type": "Bearer"}
-        if fault and fault.startswith("field:"):
-            name, _, value = fault[len("field:"):].partition("=")
-            body[name] = json.loads(value)
-        elif fault and fault.startswith("nofield:"):
-            body.pop(fault[len("nofield:"):], None)
-        return body
+        return common.shape_body(body, fault)
 
-    def answer_token(self, query, resource, ident, fault, numeric=False, form=None):
+    def answer_token(self, resource, ident, fault, numeric=False, form=None):
         body = self.token_body(resource, ident, fault, numeric)
         data = json.dumps(body).encode()
         if fault == "truncated":
@@ -287,55 +145,47 @@ class Handler(BaseHTTPRequestHandler):
             expires = None
         if expires is None and numeric:
             expires = int(time.time()) + self.state().args.lifetime
-        self.entry(query, 200, token=token if isinstance(token, str) else None,
+        self.entry(200, token=token if isinstance(token, str) else None,
                    expires_on=expires, fault=fault, body=form)
         self.send(200, data)
-
-    def parse_query(self):
-        """The query as {name: [values]} (a repeated name has several values)."""
-        pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
-        query = {}
-        for name, value in pairs:
-            query.setdefault(name, []).append(value)
-        return query
 
     def token_request(self, mode, form=None):
         st = self.state()
         query = self.parse_query()
         fault = st.next_fault()
-        if fault and self.fault_response(fault, query):
+        if fault and self.fault_response(fault):
             return
         if mode in ("imds", "arc", "cloudshell") and self.headers.get("Metadata") != "true":
-            return self.error(query, 400, "bad_request_102", "Required metadata header not specified", fault)
+            return self.error(400, "bad_request_102", "Required metadata header not specified", fault)
         if self.headers.get("X-Forwarded-For") is not None:
-            return self.error(query, 400, "bad_request_103",
+            return self.error(400, "bad_request_103",
                               "Request contains a X-Forwarded-For header; proxies are not supported", fault)
         want_version = MODE_API_VERSION.get(mode)
         if want_version and "api-version" not in query:
-            return self.error(query, 400, "invalid_request", "api-version was not specified", fault)
+            return self.error(400, "invalid_request", "api-version was not specified", fault)
         if any(len(v) > 1 for v in query.values()):
-            return self.error(query, 400, "invalid_request", "Duplicate query parameter names", fault)
+            return self.error(400, "invalid_request", "Duplicate query parameter names", fault)
         # IMDS takes any version from 2018-02-01 on; the other sources are pinned.
         if want_version and mode != "imds" and query["api-version"][0] != want_version:
-            return self.error(query, 400, "invalid_request",
+            return self.error(400, "invalid_request",
                               "api-version %s is not supported here (want %s)"
                               % (query["api-version"][0], want_version), fault)
-        if mode == "arc" and not self.arc_authorized(query, fault):
+        if mode == "arc" and not self.arc_authorized(fault):
             return
         if mode == "appservice" and self.headers.get("X-IDENTITY-HEADER") != st.args.secret:
-            return self.error(query, 401, "unauthorized", "X-IDENTITY-HEADER missing or wrong", fault)
+            return self.error(401, "unauthorized", "X-IDENTITY-HEADER missing or wrong", fault)
         resource = (form or query).get("resource", [""])[0]
         if not resource:
-            return self.error(query, 400, "invalid_request", "Required query variable 'resource' is missing",
+            return self.error(400, "invalid_request", "Required query variable 'resource' is missing",
                               fault)
         if mode in ("arc", "cloudshell") and any(n in query for n in ("client_id", "object_id", "msi_res_id")):
-            return self.error(query, 400, "invalid_request", "User assigned identities are not supported", fault)
+            return self.error(400, "invalid_request", "User assigned identities are not supported", fault)
         ident, problem = self.select_identity(query)
         if problem:
-            return self.error(query, 400, problem[0], problem[1], fault)
-        self.answer_token(query, resource, ident, fault, form=form)
+            return self.error(400, problem[0], problem[1], fault)
+        self.answer_token(resource, ident, fault, form=form)
 
-    def arc_authorized(self, query, fault):
+    def arc_authorized(self, fault):
         """The Arc challenge: a request without the key file's contents gets
         a 401 naming a fresh key file; the retry must send its contents."""
         st = self.state()
@@ -349,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             f.write(key)
         with st.lock:
             st.arc_keys.add(key)
-        self.entry(query, 401, fault=fault)
+        self.entry(401, fault=fault)
         self.send(401, {"error": "unauthorized", "error_description": "challenge"},
                   extra=[("WWW-Authenticate", "Basic realm=%s" % path)])
         return False
@@ -360,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.read_body().decode("utf-8", "replace")
         form = urllib.parse.parse_qs(raw, keep_blank_values=True)
         fault = st.next_fault()
-        if fault and self.fault_response(fault, query):
+        if fault and self.fault_response(fault):
             return
         want = {
             "grant_type": "client_credentials",
@@ -368,15 +218,15 @@ class Handler(BaseHTTPRequestHandler):
         }
         for name, value in want.items():
             if form.get(name, [""])[0] != value:
-                self.entry(query, 400, fault=fault, body=form)
+                self.entry(400, fault=fault, body=form)
                 return self.send(400, {"error": "invalid_request", "error_description": "bad %s" % name})
         if not form.get("client_assertion", [""])[0] or not form.get("client_id", [""])[0] \
                 or not form.get("scope", [""])[0].endswith("/.default"):
-            self.entry(query, 400, fault=fault, body=form)
+            self.entry(400, fault=fault, body=form)
             return self.send(400, {"error": "invalid_request",
                                    "error_description": "AADSTS900144: client_assertion, client_id and "
                                                         "scope (.../.default) are required"})
-        self.answer_token(query, None, None, fault, numeric=True, form=form)
+        self.answer_token(None, None, fault, numeric=True, form=form)
 
     # ---- dispatch -----------------------------------------------------------
 
@@ -387,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, self.state().log_copy())
         if mode in ("imds", "arc") and path == TOKEN_PATH or mode == "appservice" and path == self.server.state.args.path:
             return self.token_request(mode)
-        self.entry(self.parse_query(), 404)
+        self.entry(404)
         self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
 
     def do_POST(self):
@@ -413,38 +263,17 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "workload" and path.endswith("/oauth2/v2.0/token"):
             return self.workload_request()
         self.read_body()
-        self.entry(self.parse_query(), 404)
+        self.entry(404)
         self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
 
 
 def check_fault(fault):
-    """Raises ValueError for a string that is no fault of the contract."""
-    status, sep, option = fault.partition(":")
-    if fault in ("hang", "hang-all", "drip", "reset", "huge", "badjson", "truncated"):
-        return
-    if status.isdigit() and (not sep or option.startswith("retry-after=")):
-        return
-    if fault.startswith("field:") and "=" in fault:
-        json.loads(fault.partition("=")[2])
-        return
-    if fault.startswith("nofield:") and len(fault) > len("nofield:"):
-        return
-    raise ValueError("unknown fault %r (see tests/emulator/README.md)" % fault)
-
-
-def write_port_file(path, port):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".port.")
-    with os.fdopen(fd, "w") as f:
-        f.write("%d\n" % port)
-    os.rename(tmp, path)
+    common.check_fault(fault, FAULTS, " (see tests/emulator/README.md)")
 
 
 def main():
     p = argparse.ArgumentParser(description="Azure managed-identity endpoint emulator (tests only)")
-    p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
+    common.add_listen_arguments(p)
     p.add_argument("--log")
     p.add_argument("--identity", action="append")
     p.add_argument("--lifetime", type=int, default=3599)
@@ -465,26 +294,7 @@ def main():
     except ValueError as e:
         p.error(str(e))
 
-    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
-
-    class Server(ThreadingHTTPServer):
-        address_family = family
-        daemon_threads = True
-        allow_reuse_address = True
-
-    server = Server((args.bind, args.port), Handler)
-    server.state = State(args)
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        write_port_file(args.port_file, server.server_address[1])
-    server.serve_forever(poll_interval=0.1)
-    server.server_close()
-    return 0
+    return common.serve(args, Handler, State)
 
 
 if __name__ == "__main__":

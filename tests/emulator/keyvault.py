@@ -45,22 +45,14 @@ in order (then requests are answered normally):
 import argparse
 import hashlib
 import json
-import os
 import re
 import secrets
-import select
-import signal
-import socket
 import ssl
-import struct
 import sys
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imds import HUGE_BYTES, write_port_file  # noqa: E402
+import common
 
 SECRET_PATH = re.compile(r"^/secrets/([0-9A-Za-z-]+)(?:/([0-9A-Za-z]*))?/?$")
 ERROR_CODES = {
@@ -115,26 +107,10 @@ class Secret:
         self.value = rest
 
 
-class State:
+class State(common.State):
     def __init__(self, args):
-        self.args = args
+        super().__init__(args)
         self.secrets = [Secret(s) for s in args.secret]
-        self.lock = threading.Lock()
-        self.hang_all = "hang-all" in args.fault
-        self.faults = [f for f in args.fault if f != "hang-all"]
-        self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
-
-    def next_fault(self):
-        with self.lock:
-            if self.hang_all:
-                return "hang"
-            return self.faults.pop(0) if self.faults else None
-
-    def record(self, entry):
-        with self.lock:
-            if self.log_file:
-                self.log_file.write(json.dumps(entry) + "\n")
-                self.log_file.flush()
 
     def token_status(self, token):
         """ok / unknown / wrong-resource / unchecked, from the IMDS emulator's log."""
@@ -152,107 +128,31 @@ class State:
         return "ok" if self.args.resource in resources else "wrong-resource"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(common.Handler):
     server_version = "keyvault-emulator/1"
-
-    def log_message(self, *args):
-        pass
-
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def state(self):
-        return self.server.state
-
-    def send(self, status, body, content_type="application/json; charset=utf-8", extra=()):
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra:
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
+    content_type = "application/json; charset=utf-8"
+    hidden_headers = ("authorization",)  # the log names the token by its hash only
 
     def send_error_body(self, status, code, message, extra=()):
         self.send(status, {"error": {"code": code, "message": message}}, extra=extra)
 
-    def entry(self, status, auth, fault=None):
+    def entry(self, status, auth=None, fault=None):
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-        self.state().record({
-            "method": self.command,
-            "path": urllib.parse.urlsplit(self.path).path,
-            "query": urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True),
-            "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
-            "auth_scheme": scheme or None,
-            "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
-            "auth": auth,
-            "status": status,
-            "fault": fault,
-        })
+        self.state().record(dict(
+            self.request_fields(),
+            auth_scheme=scheme or None,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else None,
+            auth=auth,
+            status=status,
+            fault=fault,
+        ))
 
-    # ---- faults ---------------------------------------------------------------
-
-    def wait_for_client_close(self):
-        sock = self.connection
-        while True:
-            ready, _, _ = select.select([sock], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                if not sock.recv(4096):
-                    return
-            except ssl.SSLWantReadError:
-                continue
-            except OSError:
-                return
-
-    def fault_response(self, fault):
-        """Answers per the fault; False for the faults that shape a 200."""
-        if fault.startswith(("field:", "nofield:")):
-            return False
-        if fault == "hang":
-            self.entry(0, None, fault)
-            self.wait_for_client_close()
-        elif fault == "reset":
-            self.entry(0, None, fault)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-        elif fault == "huge":
-            self.entry(200, None, fault)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(HUGE_BYTES))
-            self.end_headers()
-            try:
-                for _ in range(HUGE_BYTES // 65536):
-                    self.wfile.write(b"x" * 65536)
-            except OSError:
-                pass
-        elif fault == "badjson":
-            self.entry(200, None, fault)
-            self.send(200, b"<html><body>upstream error</body></html>", "text/html")
-            return True
+    def answer_status_fault(self, code, fault, extra):
+        if code in REDIRECTS:
+            self.send(code, b"", extra=[("Location", "https://evil.example.com" + self.path)])
         else:
-            status, sep, option = fault.partition(":")
-            code = int(status)
-            self.entry(code, None, fault)
-            if code in REDIRECTS:
-                self.send(code, b"", extra=[("Location", "https://evil.example.com" + self.path)])
-                return True
-            extra = [("Retry-After", option[len("retry-after="):])] if sep else []
             self.send_error_body(code, ERROR_CODES.get(code, "Error%d" % code),
                                  ERROR_MESSAGES.get(code, "emulated fault %s" % fault), extra=extra)
-            return True
-        self.close_connection = True
-        return True
 
     # ---- the secret endpoint -------------------------------------------------------
 
@@ -288,12 +188,7 @@ class Handler(BaseHTTPRequestHandler):
         body = {"value": secret.value,
                 "id": "https://%s/secrets/%s/%s" % (host, secret.name, secret.version),
                 "attributes": attributes, "tags": {}}
-        if fault and fault.startswith("field:"):
-            name, _, value = fault[len("field:"):].partition("=")
-            body[name] = json.loads(value)
-        elif fault and fault.startswith("nofield:"):
-            body.pop(fault[len("nofield:"):], None)
-        return body
+        return common.shape_body(body, fault)
 
     def do_GET(self):
         st = self.state()
@@ -326,25 +221,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, self.secret_body(secret, fault))
 
 
-def check_fault(fault):
-    status, sep, option = fault.partition(":")
-    if fault in ("hang", "hang-all", "reset", "huge", "badjson"):
-        return
-    if status.isdigit() and (not sep or option.startswith("retry-after=")):
-        return
-    if fault.startswith("field:") and "=" in fault:
-        json.loads(fault.partition("=")[2])
-        return
-    if fault.startswith("nofield:") and len(fault) > len("nofield:"):
-        return
-    raise ValueError("unknown fault %r" % fault)
-
-
 def main():
     p = argparse.ArgumentParser(description="Azure Key Vault secret-read emulator (tests only)")
-    p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
+    common.add_listen_arguments(p)
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     p.add_argument("--log")
@@ -357,18 +236,14 @@ def main():
         for spec in args.secret:
             Secret(spec)
         for f in args.fault:
-            check_fault(f)
+            common.check_fault(f, common.FAULTS)
     except ValueError as e:
         p.error(str(e))
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
 
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
-        daemon_threads = True
-        allow_reuse_address = True
-
+    class Server(common.Server):
         def finish_request(self, request, client_address):
             # The handshake runs here, in the request's thread.
             request.settimeout(10)
@@ -383,19 +258,7 @@ def main():
             finally:
                 tls.close()
 
-    server = Server((args.bind, args.port), Handler)
-    server.state = State(args)
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        write_port_file(args.port_file, server.server_address[1])
-    server.serve_forever(poll_interval=0.1)
-    server.server_close()
-    return 0
+    return common.serve(args, Handler, State, Server)
 
 
 if __name__ == "__main__":

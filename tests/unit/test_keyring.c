@@ -136,18 +136,22 @@ static long seconds_left(const char *desc)
 
 /* ---- descriptions ---------------------------------------------------------- */
 
+/* Checks a description the library allocated, then frees it. */
+static void expect_description(char *got, const char *want)
+{
+    assert_string_equal(got, want);
+    free(got);
+}
+
 static void test_descriptions(void **state)
 {
     (void)state;
-    char *d = azid_key_description_token("https://vault.azure.net");
-    assert_string_equal(d, "azid:token:https://vault.azure.net");
-    free(d);
-    d = azid_key_description_token("https://vault.azure.net/");
-    assert_string_equal(d, "azid:token:https://vault.azure.net/");
-    free(d);
-    d = azid_key_description_secret("v1.vault.azure.net", "db-password");
-    assert_string_equal(d, "azid:secret:v1.vault.azure.net/db-password");
-    free(d);
+    expect_description(azid_key_description_token("https://vault.azure.net"),
+                       "azid:token:https://vault.azure.net");
+    expect_description(azid_key_description_token("https://vault.azure.net/"),
+                       "azid:token:https://vault.azure.net/");
+    expect_description(azid_key_description_secret("v1.vault.azure.net", "db-password"),
+                       "azid:secret:v1.vault.azure.net/db-password");
     assert_null(azid_key_description_token(NULL));
 }
 

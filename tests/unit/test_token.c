@@ -18,6 +18,8 @@
 
 #define NOW 1700000000LL
 #define TOKEN "eyJ0eXAi.eyJhdWQi.c2lnbmF0dXJl"
+/* A response with TOKEN as access_token and the given JSON fields. */
+#define TOKEN_WITH(fields) "{\"access_token\":\"" TOKEN "\"," fields "}"
 
 static azid_status parse(const char *body, azid_token **out, azid_error *err)
 {
@@ -75,17 +77,16 @@ static void test_numbers_accepted(void **state)
 {
     (void)state;
     /* absent token_type means Bearer */
-    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599}", 1700003599);
-    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599.0}", 1700003599);
+    expect_expiry(TOKEN_WITH("\"expires_on\":1700003599"), 1700003599);
+    expect_expiry(TOKEN_WITH("\"expires_on\":1700003599.0"), 1700003599);
 }
 
 static void test_expires_in_only(void **state)
 {
     (void)state;
     /* Entra v2 (workload identity): numeric expires_in, request time + it */
-    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_in\":3599,\"token_type\":\"Bearer\"}",
-                  NOW - 1 + 3599);
-    expect_expiry("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"60\"}", NOW - 1 + 60);
+    expect_expiry(TOKEN_WITH("\"expires_in\":3599,\"token_type\":\"Bearer\""), NOW - 1 + 3599);
+    expect_expiry(TOKEN_WITH("\"expires_in\":\"60\""), NOW - 1 + 60);
 }
 
 static void test_expires_on_wins_over_expires_in(void **state)
@@ -100,7 +101,7 @@ static void test_resource_from_response_when_none_asked(void **state)
     (void)state;
     azid_token *t;
     azid_error err;
-    const char *body = "{\"access_token\":\"" TOKEN "\",\"expires_in\":60,\"resource\":\"r\"}";
+    const char *body = TOKEN_WITH("\"expires_in\":60,\"resource\":\"r\"");
     assert_int_equal(token_parse(body, strlen(body), NULL, NOW, NOW, &t, &err), AZID_OK);
     assert_string_equal(azid_token_resource(t), "r");
     azid_token_free(t);
@@ -160,48 +161,40 @@ static void test_expiry_defects(void **state)
 {
     (void)state;
     expect_refused("{\"access_token\":\"" TOKEN "\"}", "neither expires_on nor expires_in");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"\"}",
-                   "response field expires_on is empty");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"soon\"}",
+    expect_refused(TOKEN_WITH("\"expires_on\":\"\""), "response field expires_on is empty");
+    expect_refused(TOKEN_WITH("\"expires_on\":\"soon\""), "expires_on is not a decimal number");
+    expect_refused(TOKEN_WITH("\"expires_on\":\"17e8\""), "expires_on is not a decimal number");
+    expect_refused(TOKEN_WITH("\"expires_on\":\" 1700003599\""),
                    "expires_on is not a decimal number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"17e8\"}",
+    expect_refused(TOKEN_WITH("\"expires_on\":\"99999999999999999999\""),
                    "expires_on is not a decimal number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\" 1700003599\"}",
-                   "expires_on is not a decimal number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"99999999999999999999\"}",
-                   "expires_on is not a decimal number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":true}",
+    expect_refused(TOKEN_WITH("\"expires_on\":true"),
                    "expires_on is a boolean, not a number or numeric string");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":null}", "expires_on is null");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":{}}", "expires_on is an object");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700003599.5}",
-                   "expires_on is not a whole number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":false}",
-                   "expires_in is a boolean");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"x\"}",
-                   "expires_in is not a decimal number");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":9223372036854775807}",
-                   "expires_in is out of range");
+    expect_refused(TOKEN_WITH("\"expires_on\":null"), "expires_on is null");
+    expect_refused(TOKEN_WITH("\"expires_on\":{}"), "expires_on is an object");
+    expect_refused(TOKEN_WITH("\"expires_on\":1700003599.5"), "expires_on is not a whole number");
+    expect_refused(TOKEN_WITH("\"expires_in\":false"), "expires_in is a boolean");
+    expect_refused(TOKEN_WITH("\"expires_in\":\"x\""), "expires_in is not a decimal number");
+    expect_refused(TOKEN_WITH("\"expires_in\":9223372036854775807"), "expires_in is out of range");
 }
 
 static void test_expired(void **state)
 {
     (void)state;
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"12\"}",
+    expect_refused(TOKEN_WITH("\"expires_on\":\"12\""),
                    "token already expired (expires_on 12 is 1699999988 s in the past)");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":1700000000}",
-                   "already expired");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_on\":\"-5\"}", "already expired");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":\"0\"}", "already expired");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":-100}", "already expired");
+    expect_refused(TOKEN_WITH("\"expires_on\":1700000000"), "already expired");
+    expect_refused(TOKEN_WITH("\"expires_on\":\"-5\""), "already expired");
+    expect_refused(TOKEN_WITH("\"expires_in\":\"0\""), "already expired");
+    expect_refused(TOKEN_WITH("\"expires_in\":-100"), "already expired");
 }
 
 static void test_token_type_defects(void **state)
 {
     (void)state;
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":60,\"token_type\":7}",
+    expect_refused(TOKEN_WITH("\"expires_in\":60,\"token_type\":7"),
                    "token_type is an integer, not a string");
-    expect_refused("{\"access_token\":\"" TOKEN "\",\"expires_in\":60,\"token_type\":\"\"}",
+    expect_refused(TOKEN_WITH("\"expires_in\":60,\"token_type\":\"\""),
                    "token_type is empty or not printable");
 }
 

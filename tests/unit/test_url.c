@@ -31,15 +31,18 @@ static void expect_query(const char *api, const char *resource, const char *sel,
     free(q);
 }
 
+static void expect_escaped(const char *raw, const char *want)
+{
+    char *e = http_escape(raw);
+    assert_string_equal(e, want);
+    free(e);
+}
+
 static void test_escape(void **state)
 {
     (void)state;
-    char *e = http_escape("AZaz09-._~ /?#&=+%\xc3\xa9");
-    assert_string_equal(e, "AZaz09-._~%20%2F%3F%23%26%3D%2B%25%C3%A9");
-    free(e);
-    e = http_escape("");
-    assert_string_equal(e, "");
-    free(e);
+    expect_escaped("AZaz09-._~ /?#&=+%\xc3\xa9", "AZaz09-._~%20%2F%3F%23%26%3D%2B%25%C3%A9");
+    expect_escaped("", "");
 }
 
 static void test_imds_query(void **state)
@@ -360,6 +363,14 @@ static void expect_key_refused(const char *challenge, const char *why)
         fail_msg("'%s': message '%s' lacks '%s'", challenge, err.message, why);
 }
 
+/* Expects "Basic realm=<key_dir>/<name>" to be refused with why. */
+static void expect_key_file_refused(const char *name, const char *why)
+{
+    char challenge[320];
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/%s", key_dir, name);
+    expect_key_refused(challenge, why);
+}
+
 static void test_arc_key_file(void **state)
 {
     (void)state;
@@ -374,43 +385,32 @@ static void test_arc_key_file(void **state)
     expect_key_refused(NULL, "without a 'WWW-Authenticate: Basic realm=<key file>'");
     expect_key_refused("Bearer realm=x", "without a 'WWW-Authenticate");
     expect_key_refused("Basic realm=/etc/shadow", "not a .key file directly in");
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/../good.key", key_dir);
-    expect_key_refused(challenge, "not a .key file directly in");
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/sub/x.key", key_dir);
-    expect_key_refused(challenge, "not a .key file directly in");
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/good.txt", key_dir);
-    expect_key_refused(challenge, "not a .key file directly in");
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/a=b.key", key_dir);
-    expect_key_refused(challenge, "not a .key file directly in");
+    expect_key_file_refused("../good.key", "not a .key file directly in");
+    expect_key_file_refused("sub/x.key", "not a .key file directly in");
+    expect_key_file_refused("good.txt", "not a .key file directly in");
+    expect_key_file_refused("a=b.key", "not a .key file directly in");
     /* server text with control characters is neither followed nor echoed */
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/\x1b[2Jx.key", key_dir);
-    expect_key_refused(challenge, "names a key file with spaces or control characters");
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/missing.key", key_dir);
-    expect_key_refused(challenge, "cannot open the Arc key file");
+    expect_key_file_refused("\x1b[2Jx.key", "names a key file with spaces or control characters");
+    expect_key_file_refused("missing.key", "cannot open the Arc key file");
 
     char big[SOURCE_ARC_KEY_MAX + 1];
     memset(big, 'k', sizeof big);
     write_file("big.key", big, sizeof big);
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/big.key", key_dir);
-    expect_key_refused(challenge, "has 4097 bytes; expected 1 to 4096");
+    expect_key_file_refused("big.key", "has 4097 bytes; expected 1 to 4096");
     write_file("empty.key", "", 0);
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/empty.key", key_dir);
-    expect_key_refused(challenge, "has 0 bytes");
+    expect_key_file_refused("empty.key", "has 0 bytes");
     write_file("nl.key", "abc\r\nX-Injected: 1", 18);
-    snprintf(challenge, sizeof challenge, "Basic realm=%s/nl.key", key_dir);
-    expect_key_refused(challenge, "cannot go in an HTTP header");
+    expect_key_file_refused("nl.key", "cannot go in an HTTP header");
 
     char path[256];
     snprintf(path, sizeof path, "%s/dir.key", key_dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(challenge, sizeof challenge, "Basic realm=%s", path);
-    expect_key_refused(challenge, "is not a regular file");
+    expect_key_file_refused("dir.key", "is not a regular file");
     char target[256];
     snprintf(target, sizeof target, "%s/good.key", key_dir);
     snprintf(path, sizeof path, "%s/link.key", key_dir);
     assert_int_equal(symlink(target, path), 0);
-    snprintf(challenge, sizeof challenge, "Basic realm=%s", path);
-    expect_key_refused(challenge, "cannot open the Arc key file"); /* O_NOFOLLOW */
+    expect_key_file_refused("link.key", "cannot open the Arc key file"); /* O_NOFOLLOW */
 }
 
 /* ---- hints ------------------------------------------------------------------ */
