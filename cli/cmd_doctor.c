@@ -96,11 +96,23 @@ static void check_machine(struct doctor *d)
             tag_error ? "" : "'", ARC_AGENT);
 }
 
+/* A config file only root can read (a mode of 0600 is safe too) is read
+ * by pam_azid, which runs as root; a user's doctor cannot check it. */
+static int unreadable_by_user(const char *path)
+{
+    return getuid() != 0 && access(path, R_OK) != 0 && errno == EACCES;
+}
+
 static void check_config(struct doctor *d, azid_status status, const azid_error *err,
                          const char *path, const char *user, const azid_config *config)
 {
     struct stat st;
-    if (status != AZID_OK) {
+    if (status == AZID_OK && unreadable_by_user(path)) {
+        finding(d, FINDING_WARN, "config",
+                "%s is not readable by uid %u, so its grants are not checked and the checks "
+                "below use the built-in defaults; pam_azid reads it as root: run 'sudo azid "
+                "doctor' to check the file", path, (unsigned)getuid());
+    } else if (status != AZID_OK) {
         finding(d, FINDING_FAIL, "config",
                 "%s; fix it (see azid.conf(5)): pam_azid refuses it too and applies none of it",
                 err->message);
@@ -249,11 +261,12 @@ static void check_keyring(struct doctor *d)
 
 int cmd_doctor(int argc, char **argv)
 {
+    enum { OPT_CONFIG = 256, OPT_ENDPOINT, OPT_TIMEOUT, OPT_PAM_DIR }; /* long only */
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"endpoint", required_argument, NULL, 'e'},
-        {"timeout", required_argument, NULL, 't'},
-        {"pam-dir", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"endpoint", required_argument, NULL, OPT_ENDPOINT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"pam-dir", required_argument, NULL, OPT_PAM_DIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -262,19 +275,19 @@ int cmd_doctor(int argc, char **argv)
     int c, config_given = 0;
     while ((c = next_option(argc, argv, options)) != -1) {
         switch (c) {
-        case 'c':
+        case OPT_CONFIG:
             config_path = optarg;
             config_given = 1;
             break;
-        case 'e':
+        case OPT_ENDPOINT:
             endpoint = optarg;
             break;
-        case 't':
+        case OPT_TIMEOUT:
             if ((timeout_ms = parse_seconds_ms(optarg)) < 0)
                 return usage_error("doctor", "--timeout wants seconds (0 < S <= 86400), not '%s'",
                                    optarg);
             break;
-        case 'p':
+        case OPT_PAM_DIR:
             pam_dir = optarg;
             break;
         case 'h':
@@ -302,7 +315,8 @@ int cmd_doctor(int argc, char **argv)
     free(config_arg);
     const struct passwd *pw = getpwuid(getuid());
     const char *user = pw ? pw->pw_name : NULL;
-    azid_status config_status = azid_config_load(config, user, &config_err);
+    azid_status config_status =
+        unreadable_by_user(config_path) ? AZID_OK : azid_config_load(config, user, &config_err);
 
     /* A config that does not load leaves the defaults, which still say
      * whether the endpoint answers. */

@@ -11,15 +11,16 @@
 
 static const char help[] =
     "Lists the azid keys in your keyring, one a line: kind (token or secret),\n"
-    "time left before the stored copy expires, and the resource or\n"
-    "VAULT-HOST/NAME.  The kernel shows time left rounded down to its largest\n"
-    "unit (\"59m\", \"23h\").  Expired keys are not listed.  Never prints a\n"
-    "value.  With no keys, prints nothing on standard output and says so on\n"
-    "standard error.\n"
+    "the resource or VAULT-HOST/NAME, and the time left before the stored copy\n"
+    "expires.  The kernel shows time left rounded down to its largest unit\n"
+    "(\"59m\", \"23h\").  Expired keys are not listed.  Never prints a value.\n"
+    "With no keys, prints nothing on standard output and says so on standard\n"
+    "error.\n"
     "\n"
-    "  --json      print a JSON list of {\"kind\", \"description\", \"serial\",\n"
-    "              \"seconds_left\", \"expires_on\"} objects, with \"resource\" for\n"
-    "              tokens and \"vault_host\", \"name\" for secrets\n"
+    "  --json      print one JSON object, {\"keys\": [...]}, with an object per key:\n"
+    "              \"kind\", \"description\", \"serial\", \"seconds_left\",\n"
+    "              \"expires_on\", and \"resource\" for a token or \"vault_host\" and\n"
+    "              \"name\" for a secret\n"
     "  -h, --help  show this help\n"
     "\n"
     "Exit status: 0 listed (even when empty); 1 the keyring cannot be read; 2 usage.\n";
@@ -44,7 +45,7 @@ static void print_json_number(const char *field, long long value)
 
 static void print_json(const struct key_snapshot *snap)
 {
-    putchar('[');
+    fputs("{\"keys\":[", stdout);
     for (size_t i = 0; i < snap->count; i++) {
         const struct stored_key *key = &snap->keys[i];
         const char *name;
@@ -71,17 +72,27 @@ static void print_json(const struct key_snapshot *snap)
         }
         putchar('}');
     }
-    fputs(snap->count ? "\n]\n" : "]\n", stdout);
+    fputs(snap->count ? "\n]}\n" : "]}\n", stdout);
 }
 
+/* Columns in SPEC's order, kind, name, expiry: the time left comes last
+ * as it may hold a space ("no expiry"). */
 static void print_table(const struct key_snapshot *snap)
 {
+    int width = 0;
+    for (size_t i = 0; i < snap->count; i++) {
+        const char *name;
+        kind_of(&snap->keys[i], &name);
+        size_t len = strlen(name);
+        if (len > (size_t)width)
+            width = len < 80 ? (int)len : 80;
+    }
     for (size_t i = 0; i < snap->count; i++) {
         const char *name;
         const char *kind = kind_of(&snap->keys[i], &name);
         char left[32];
         format_time_left(snap->keys[i].seconds_left, left, sizeof left);
-        printf("%-6s  %-9s  %s\n", kind, left, name);
+        printf("%-6s  %-*s  %s\n", kind, width, name, left);
     }
 }
 

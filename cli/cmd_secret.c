@@ -114,11 +114,7 @@ static const struct stored_key *find_secret(const struct key_snapshot *snap,
             continue;
         found = &snap->keys[i];
         count++;
-        if (used < sizeof hosts) {
-            int n = snprintf(hosts + used, sizeof hosts - used, "%s%.*s", used ? ", " : "",
-                             (int)(strrchr(stored, '/') - stored), stored);
-            used += n > 0 ? (size_t)n : 0;
-        }
+        join_append(hosts, sizeof hosts, &used, stored, (size_t)(strrchr(stored, '/') - stored));
     }
     if (count == 1)
         return found;

@@ -174,6 +174,8 @@ int cmd_token(int argc, char **argv)
         return rc;
     if (argc - optind > 1)
         return usage_error("token", "one RESOURCE at most");
+    if (optind < argc && !argv[optind][0])
+        return usage_error("token", "RESOURCE is empty; name one, or none when one token is stored");
 
     azid_error err = {0};
     struct key_snapshot snap;

@@ -31,8 +31,10 @@ int print_help(const char *name, const char *text);
 /* A bad command line: "azid NAME: <why>", the usage line and a pointer to
  * --help, on stderr.  Returns EXIT_USAGE. */
 int usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* getopt_long over a command's option table (long options, plus -h for
- * help), positional arguments permuted to the end.  Returns the option's
+/* getopt_long over a command's option table: its long options, -h for
+ * help, and a short form -X for each option whose val is the letter X
+ * (give the others vals from 256 up); positional arguments permuted to
+ * the end.  Returns the option's
  * val, -1 after the last option (the positional arguments are then
  * argv[optind..argc-1]), or '?' after reporting an unknown option or a
  * missing value with usage_error (the caller returns EXIT_USAGE). */

@@ -15,16 +15,14 @@ struct doctor {
 
 /* One line on stdout: "ok|warn|FAIL  <what>: <detail>", the detail ending
  * with what to do when the level is not ok. */
-void finding(struct doctor *d, /* The line every stack needs before pam_azid's (pam_azid(8)). */
-#define KEYINIT_LINE "session optional pam_keyinit.so force revoke"
-
-enum finding_level level, const char *what, const char *fmt, ...)
+void finding(struct doctor *d, enum finding_level level, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Every PAM stack in pam_dir that lists pam_azid.so in its session lines
- * must list pam_keyinit.so (with "force") before it.  @include and
- * include/substack lines are resolved one level deep; files included by
- * another file are fragments, checked as part of their includers. */
+ * must list pam_keyinit.so (with "force") before it.  Lines are read as
+ * libpam reads them; @include and include/substack lines are followed as
+ * deep as libpam follows them; files included by another file are
+ * fragments, checked as part of their includers. */
 void doctor_check_pam(struct doctor *d, const char *pam_dir);
 
 #endif

@@ -15,6 +15,10 @@
 
 enum module { MODULE_OTHER, MODULE_AZID, MODULE_KEYINIT };
 
+/* libpam's limit on nested includes (PAM_SUBSTACK_MAX_LEVEL); it also
+ * ends a file that includes itself. */
+#define INCLUDE_DEPTH_MAX 16
+
 /* One session line of a stack, includes resolved. */
 struct session_line {
     char where[300]; /* "file:line" */
@@ -114,37 +118,47 @@ static int stack_add(struct stack *s, const char *file, unsigned line, enum modu
     return 0;
 }
 
-/* Reads one logical line: '#' starts a comment, a backslash at the end of
- * a line continues it.  *first_line gets the line number it starts on. */
+/* Reads one logical line as libpam assembles it: blank lines and lines
+ * starting with '#' are skipped, even inside a continued line; a '#'
+ * elsewhere ends the line there; a backslash ending a line (trailing
+ * blanks allowed) continues it.  *first_line gets the number of the
+ * physical line it starts on.  1 with a line, 0 at the end, -1 out of
+ * memory. */
 static int read_logical_line(FILE *f, char **line, size_t *size, unsigned *lineno,
                              unsigned *first_line)
 {
     char *piece = NULL;
     size_t piece_size = 0, used = 0;
     int got = 0;
-    *first_line = *lineno + 1;
     while (getline(&piece, &piece_size, f) >= 0) {
-        got = 1;
         (*lineno)++;
-        piece[strcspn(piece, "\n")] = '\0';
-        char *hash = strchr(piece, '#');
-        if (hash)
-            *hash = '\0';
-        size_t len = strlen(piece);
-        int continued = len && piece[len - 1] == '\\';
-        if (continued)
-            piece[--len] = ' ';
-        if (used + len + 2 > *size) {
-            char *grown = realloc(*line, used + len + 2);
+        char *text = piece + strspn(piece, " \t\n");
+        if (!*text || *text == '#')
+            continue;
+        if (!got)
+            *first_line = *lineno;
+        got = 1;
+        size_t len = strcspn(text, "#");
+        int continued = 0;
+        if (!text[len]) {
+            while (len && strchr(" \t\n", text[len - 1]))
+                len--;
+            continued = len && text[len - 1] == '\\';
+            if (continued)
+                text[len - 1] = ' ';
+        }
+        if (used + len + 1 > *size) {
+            char *grown = realloc(*line, used + len + 1);
             if (!grown) {
                 free(piece);
                 return -1;
             }
             *line = grown;
-            *size = used + len + 2;
+            *size = used + len + 1;
         }
-        memcpy(*line + used, piece, len + 1);
+        memcpy(*line + used, text, len);
         used += len;
+        (*line)[used] = '\0';
         if (!continued)
             break;
     }
@@ -152,20 +166,24 @@ static int read_logical_line(FILE *f, char **line, size_t *size, unsigned *linen
     return got;
 }
 
-/* Appends file's session lines to stack.  At depth 0, included files are
- * read too (depth 1, whose own includes are not followed) and their names
- * recorded in included.  -1 with errno when file cannot be read. */
+/* Appends file's session lines to stack, following @include and
+ * include/substack lines (a relative name is in dir) as libpam does, up to
+ * its nesting limit; records the names of included files in included.
+ * -1 with errno when file cannot be read. */
 static int read_stack(const char *dir, const char *file, int depth, struct stack *stack,
                       struct names *included)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (file[0] == '/')
+        snprintf(path, sizeof path, "%s", file);
+    else
+        snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *f = fopen(path, "re");
     if (!f)
         return -1;
     char *line = NULL;
     size_t size = 0;
-    unsigned lineno = 0, first;
+    unsigned lineno = 0, first = 0;
     int rc = 0, got;
     while (rc == 0 && (got = read_logical_line(f, &line, &size, &lineno, &first)) > 0) {
         char *cursor = line;
@@ -194,9 +212,11 @@ static int read_stack(const char *dir, const char *file, int depth, struct stack
                 rc = stack_add(stack, file, first, m, m == MODULE_KEYINIT && force);
             }
         }
-        if (include && depth == 0) {
-            rc = names_add(included, include);
-            if (rc == 0 && read_stack(dir, include, 1, stack, included) < 0 && errno == ENOMEM)
+        if (include && depth + 1 < INCLUDE_DEPTH_MAX) {
+            if (!names_has(included, include))
+                rc = names_add(included, include);
+            if (rc == 0 && read_stack(dir, include, depth + 1, stack, included) < 0 &&
+                errno == ENOMEM)
                 rc = -1;
         }
     }

@@ -105,16 +105,22 @@ const struct stored_key *keys_find(const struct key_snapshot *snap, const char *
     return NULL;
 }
 
+void join_append(char *buf, size_t size, size_t *used, const char *item, size_t length)
+{
+    if (*used >= size)
+        return;
+    int n = snprintf(buf + *used, size - *used, "%s%.*s", *used ? ", " : "", (int)length, item);
+    *used += n > 0 ? (size_t)n : 0;
+}
+
 void keys_join_names(const struct key_snapshot *snap, const char *prefix, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < snap->count && used < size; i++) {
+    for (size_t i = 0; i < snap->count; i++) {
         const char *name = key_name(&snap->keys[i], prefix);
-        if (name) {
-            int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", name);
-            used += n > 0 ? (size_t)n : 0;
-        }
+        if (name)
+            join_append(buf, size, &used, name, strlen(name));
     }
     if (!buf[0])
         snprintf(buf, size, "none");

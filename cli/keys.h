@@ -33,6 +33,10 @@ void keys_snapshot_free(struct key_snapshot *snap);
 const char *key_name(const struct stored_key *key, const char *prefix);
 /* The key with this exact description, or NULL. */
 const struct stored_key *keys_find(const struct key_snapshot *snap, const char *description);
+/* Appends the first length bytes of item to the ", "-separated list in
+ * buf, of which *used bytes are filled (start with 0 and buf[0] = '\0');
+ * what does not fit is left out. */
+void join_append(char *buf, size_t size, size_t *used, const char *item, size_t length);
 /* The names (after prefix) of the keys of that kind, ", "-separated, into
  * buf; "none" when there are none. */
 void keys_join_names(const struct key_snapshot *snap, const char *prefix, char *buf, size_t size);

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "output.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -83,15 +84,26 @@ int usage_error(const char *name, const char *fmt, ...)
 
 int next_option(int argc, char **argv, const struct option *options)
 {
+    /* -h, and a short form for each option whose val is a letter. */
+    char shortopts[32] = ":h";
+    size_t n = strlen(shortopts);
+    for (const struct option *o = options; o->name && n + 3 <= sizeof shortopts; o++) {
+        if (o->val == 'h' || o->val > 0x7f || !isalpha(o->val))
+            continue;
+        shortopts[n++] = (char)o->val;
+        if (o->has_arg == required_argument)
+            shortopts[n++] = ':';
+    }
+    shortopts[n] = '\0';
     opterr = 0; /* the messages below name the command */
-    int c = getopt_long(argc, argv, ":h", options, NULL);
+    int c = getopt_long(argc, argv, shortopts, options, NULL);
     if (c != '?' && c != ':')
         return c;
     const char *arg = argv[optind - 1];
-    if (strncmp(arg, "--", 2) != 0 && optopt)
-        usage_error(argv[0], "unknown option '-%c'", optopt);
-    else if (c == ':')
+    if (c == ':')
         usage_error(argv[0], "option '%s' needs a value", arg);
+    else if (strncmp(arg, "--", 2) != 0 && optopt)
+        usage_error(argv[0], "unknown option '-%c'", optopt);
     else if (optopt && strchr(arg, '='))
         usage_error(argv[0], "option '%.*s' takes no value", (int)strcspn(arg, "="), arg);
     else
@@ -101,8 +113,9 @@ int next_option(int argc, char **argv, const struct option *options)
 
 int parse_keyring_options(int argc, char **argv, const char *help, int *json)
 {
+    enum { OPT_JSON = 256 }; /* long only: no -j */
     static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
+        {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -110,7 +123,7 @@ int parse_keyring_options(int argc, char **argv, const char *help, int *json)
     while ((c = next_option(argc, argv, json ? options : options + 1)) != -1) {
         if (c == 'h')
             return print_help(argv[0], help);
-        if (c != 'j')
+        if (c != OPT_JSON)
             return EXIT_USAGE;
         *json = 1;
     }

@@ -181,6 +181,15 @@ class Doctor(unittest.TestCase):
         self.assertIn(self.config, detail)
         self.assertIn("writable", detail)
 
+    def test_config_only_root_can_read(self):
+        # 0600 is safe: pam_azid reads it as root; the user's doctor cannot.
+        self.config = box.write("private.conf", "resource = https://vault.azure.net\n", mode=0o600)
+        r = self.doctor()
+        level, detail = findings(r)["config"]
+        self.assertEqual((r.rc, level), (0, "warn"), r)
+        self.assertIn("%s is not readable by uid %d" % (self.config, clitest.UID), detail)
+        self.assertIn("run 'sudo azid doctor'", detail)
+
     def test_malformed_config_names_file_and_line(self):
         self.config = box.write("bad.conf", "# azid\nresource = https://vault.azure.net\nnot_a_key = 1\n")
         r = self.doctor()
@@ -201,10 +210,32 @@ class Doctor(unittest.TestCase):
             "sub": "session optional pam_keyinit.so force revoke # first\n"
                    "session substack common-session\n",
             "sshd.dpkg-old": "session optional pam_azid.so\n",
+            # libpam's reading: blanks after a continuing backslash, and
+            # comment lines inside a continued line, are skipped.
+            "continued": "session optional pam_keyinit.so \\  \n"
+                         "        force revoke\n"
+                         "session optional \\\n"
+                         "# pam_azid needs the keyring made above\n"
+                         "        pam_azid.so\n",
+            # includes nest (RHEL's su-l -> su -> system-auth), and may be absolute
+            "nested": "session optional pam_keyinit.so force revoke\n"
+                      "session include middle\n",
+            "middle": "session include common-session\n",
+            "absolute": "session optional pam_keyinit.so force revoke\n"
+                        "session include %s\n" % box.write("elsewhere/azid-session",
+                                                           "session optional pam_azid.so\n"),
         })
         r = self.doctor()
         f = findings(r)
         self.assertEqual(r.rc, 1)
+        self.assertEqual(f["PAM stack continued"],
+                         ("ok", "pam_keyinit.so (continued:1) before pam_azid.so (continued:3)"))
+        self.assertEqual(f["PAM stack nested"],
+                         ("ok", "pam_keyinit.so (nested:1) before pam_azid.so (common-session:2)"))
+        self.assertEqual(f["PAM stack absolute"],
+                         ("ok", "pam_keyinit.so (absolute:1) before pam_azid.so (%s:1)"
+                          % box.path("elsewhere/azid-session")))
+        self.assertNotIn("PAM stack middle", f, "an included file is no stack")
         self.assertEqual(f["PAM stack sshd"][0], "ok")
         self.assertEqual(f["PAM stack sub"],
                          ("ok", "pam_keyinit.so (sub:1) before pam_azid.so (common-session:2)"))

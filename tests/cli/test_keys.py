@@ -100,10 +100,11 @@ class Token(unittest.TestCase):
         self.assertIn("expired or was never stored", expired.stderr)
         self.assertEqual((only.rc, only.stdout), (0, live + "\n"))
         self.assertEqual(listing.rc, 0)
-        self.assertEqual([line.split()[-1] for line in listing.stdout.splitlines()], [VAULT])
+        self.assertEqual([line.split()[:2] for line in listing.stdout.splitlines()],
+                         [["token", VAULT]])
         self.assertEqual((secret.rc, secret.stdout), (1, ""))
         self.assertIn("no secret db", secret.stderr)
-        self.assertEqual([k["description"] for k in json.loads(listing_json.stdout)],
+        self.assertEqual([k["description"] for k in json.loads(listing_json.stdout)["keys"]],
                          ["azid:token:" + VAULT])
 
     def test_json_from_jwt_exp_claim(self):
@@ -199,13 +200,20 @@ class List(unittest.TestCase):
                          run("list"), run("list", "--json")])
         text, js = r
         self.assertEqual((text.rc, text.stderr), (0, ""))
-        # kind, time left (rounded down by the kernel), resource or host/name
+        # SPEC's columns: kind, resource or host/name, expiry (time left,
+        # rounded down by the kernel), the names aligned.
         self.assertRegex(text.stdout, r"\A"
-                         r"secret +(1m|8\ds) +kv1\.vault\.azure\.net/db\n"
-                         r"token +no expiry +https://management\.azure\.com/\n"
-                         r"token +(49|50)m +https://vault\.azure\.net\n\Z")
-        self.assertEqual(js.rc, 0)
-        keys = json.loads(js.stdout)
+                         r"secret +kv1\.vault\.azure\.net/db +(1m|8\ds)\n"
+                         r"token +https://management\.azure\.com/ +no expiry\n"
+                         r"token +https://vault\.azure\.net +(49|50)m\n\Z")
+        expiry_columns = {len(line) - len(line.split(None, 2)[2]) for line in text.stdout.splitlines()}
+        self.assertEqual(expiry_columns, {len("secret  ") + len(ARM) + 2}, "names padded alike")
+        self.assertEqual((js.rc, js.stderr), (0, ""))
+        # SPEC: --json prints a JSON object.
+        doc = json.loads(js.stdout)
+        self.assertIsInstance(doc, dict)
+        self.assertEqual(list(doc), ["keys"])
+        keys = doc["keys"]
         self.assertEqual(sorted(k["kind"] for k in keys), ["secret", "token", "token"])
         for k in keys:
             self.assertIsInstance(k["serial"], int)
@@ -224,7 +232,7 @@ class List(unittest.TestCase):
         r = box.session([run("list"), run("list", "--json")])
         self.assertEqual((r[0].rc, r[0].stdout), (0, ""))
         self.assertIn("no azid keys", r[0].stderr)
-        self.assertEqual((r[1].rc, json.loads(r[1].stdout), r[1].stderr), (0, [], ""))
+        self.assertEqual((r[1].rc, json.loads(r[1].stdout), r[1].stderr), (0, {"keys": []}, ""))
 
     def test_usage_error(self):
         r = box.session([run("list", "extra"), run("list", "--all")])

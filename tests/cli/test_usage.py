@@ -54,7 +54,12 @@ class Usage(unittest.TestCase):
             ("doctor", "--config"): "azid doctor: option '--config' needs a value",
             ("secret",): "azid secret: name one secret",
             ("token", "a", "b"): "azid token: one RESOURCE at most",
+            ("token", ""): "azid token: RESOURCE is empty",
             ("doctor", "--timeout", "-1"): "azid doctor: --timeout wants seconds",
+            ("fetch", "-r"): "azid fetch: option '-r' needs a value",
+            ("fetch", "--resource"): "azid fetch: option '--resource' needs a value",
+            # -r took its value: what is left is the stray argument
+            ("fetch", "-r", "https://vault.azure.net", "extra"): "azid fetch: unexpected argument 'extra'",
         }
         for args, message in cases.items():
             r = azid(*args)

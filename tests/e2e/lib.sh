@@ -41,6 +41,9 @@ export E2E_PYTHON
 
 e2e_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
+# Seconds (two decimals) since $1, an earlier $EPOCHREALTIME.
+e2e_elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
 # True when this machine lets us create the namespaces the run needs.
 e2e_can_unshare() {
     [ "$(id -u)" = 0 ] || return 1

@@ -63,7 +63,7 @@ def cmd_imds_shaped(log_path):
 def cmd_expiry(log_path, listing):
     log = entries(log_path)
     with open(listing, encoding="utf-8") as f:
-        keys = json.load(f)
+        keys = json.load(f)["keys"]
     if not keys:
         return False
     for key in keys:

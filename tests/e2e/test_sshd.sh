@@ -44,7 +44,6 @@ ok() {   # ok DESCRIPTION COMMAND...: one assertion; a failure is counted, not f
         failures=$((failures + 1))
     fi
 }
-elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
 
 e2e_logs_says() { e2e_logs "$@" >/dev/null; }   # a yes/no question to logs.py
@@ -177,7 +176,7 @@ exit 3" >"$E2E_TMP/alice.out" 2>&1 &
     e2e_ssh bob "$(session_reads_keys)
 keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" \
         >"$E2E_TMP/bob.out" 2>&1 || cat "$E2E_TMP/bob.out"
-    login_time=$(elapsed_since "$t0")
+    login_time=$(e2e_elapsed_since "$t0")
     ok "bob's shell reads a $R1 token IMDS issued" e2e_logs_says issued "$E2E_EMU_LOG" "$R1" "$o_bob/token1"
     ok "bob's token is not alice's" bash -c '! cmp -s "$0" "$1"' "$o_bob/token1" "$o_alice/token1"
     ok "bob's key is bob's" [ "$(desc_field "$o_bob/desc1" 2)" = "$(uid_of bob)" ]
@@ -197,7 +196,7 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
     e2e_set_asset_tag "None"
     t0=$EPOCHREALTIME
     login_finds_token bob "$E2E_TMP/offazure.out"
-    off_time=$(elapsed_since "$t0")
+    off_time=$(e2e_elapsed_since "$t0")
     e2e_set_asset_tag "$E2E_AZURE_ASSET_TAG"
     ok "off Azure the login gets no key" grep -qx no-key "$E2E_TMP/offazure.out"
     ok "off Azure the login sends no request" [ "$(e2e_logs count "$E2E_EMU_LOG")" = "$before" ]
@@ -207,7 +206,7 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
     log_lines=$(wc -l <"$E2E_TMP/syslog")
     t0=$EPOCHREALTIME
     login_finds_token alice "$E2E_TMP/hang.out"
-    hang_time=$(elapsed_since "$t0")
+    hang_time=$(e2e_elapsed_since "$t0")
     e2e_set_faults '[]'
     ok "with IMDS hanging the login still runs the command" grep -qx no-key "$E2E_TMP/hang.out"
     ok "with IMDS hanging the login returns in $hang_time s (< $HANG_LIMIT s, timeout=$TIMEOUT)" \
@@ -273,7 +272,7 @@ outside() {
     ok "the temp dir is removed" [ ! -e "$tmp" ]
     ok "the host's /etc/pam.d, passwd, group, shadow, ssh, ld.so.cache are unchanged" \
         [ "$(host_state)" = "$host_before" ]
-    echo "# total: $(elapsed_since "$start") s"
+    echo "# total: $(e2e_elapsed_since "$start") s"
     [ "$rc" = 0 ] && [ "$failures" = 0 ]
 }
 
