@@ -178,7 +178,8 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid,
                                size_t length, int64_t expires_on,
                                int32_t *serial, azid_error *err);
 
-/* Invalidates a key stored earlier; a key already gone is not an error. */
+/* Invalidates a key stored earlier; a key already gone is not an error, and
+ * a serial that no longer names an azid key is left alone. */
 azid_status azid_keyring_remove(int32_t serial, azid_error *err);
 
 /* Reads a key the caller possesses (session keyring, then user keyrings).

@@ -409,9 +409,25 @@ static bool session_keyring_revoked(void)
     return keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0) < 0 && errno == EKEYREVOKED;
 }
 
+/* Whether serial still names an azid key.  Serials are reused once a key
+ * is collected: a key that expired during a long login may have handed its
+ * serial to another key this process can reach (a Kerberos ccache in the
+ * same session keyring, a key of root's), which is not ours to remove. */
+static bool is_azid_key(key_serial_t serial)
+{
+    char *buf = NULL;
+    struct key_desc d;
+    if (describe_key(serial, &buf, &d) < 0)
+        return !key_gone(errno); /* not viewable: let invalidate decide */
+    bool ours = strcmp(d.type, "user") == 0 &&
+                strncmp(d.description, KEY_PREFIX, strlen(KEY_PREFIX)) == 0;
+    free(buf);
+    return ours;
+}
+
 azid_status azid_keyring_remove(int32_t serial, azid_error *err)
 {
-    if (keyctl_invalidate(serial) < 0) {
+    if (is_azid_key(serial) && keyctl_invalidate(serial) < 0) {
         int e = errno;
         if (facility_unavailable(e))
             return unavailable(err, e, "invalidate");
@@ -541,8 +557,11 @@ static void fill_timeouts(struct found_key *keys, size_t n)
     FILE *f = fopen("/proc/keys", "re");
     if (!f)
         return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
+    /* Whole lines: a description may be 4095 bytes, and a piece of one
+     * read as a line of its own could pass for another key's. */
+    char *line = NULL;
+    size_t size = 0;
+    while (getline(&line, &size, f) >= 0) {
         unsigned serial;
         char timeout[16];
         if (sscanf(line, "%x %*s %*d %15s", &serial, timeout) != 2)
@@ -551,6 +570,7 @@ static void fill_timeouts(struct found_key *keys, size_t n)
             if (keys[i].serial == (key_serial_t)serial)
                 keys[i].seconds_left = parse_timeout(timeout);
     }
+    free(line);
     fclose(f);
 }
 

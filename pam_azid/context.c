@@ -10,6 +10,21 @@
 
 #include <security/pam_ext.h>
 #include <stddef.h>
+#include <string.h>
+
+/* fail= as written in the arguments (the last one wins, as in the
+ * parser), for when there is no memory to parse them. */
+static bool args_fail_closed(int argc, const char **argv)
+{
+    bool closed = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "fail=closed") == 0)
+            closed = true;
+        else if (strcmp(argv[i], "fail=open") == 0)
+            closed = false;
+    }
+    return closed;
+}
 
 static int ctx_init(struct module_ctx *ctx, pam_handle_t *pamh, int argc, const char **argv,
                     bool quiet)
@@ -21,17 +36,20 @@ static int ctx_init(struct module_ctx *ctx, pam_handle_t *pamh, int argc, const 
         ctx->user_known = true;
     }
     ctx->config = azid_config_new();
-    if (!ctx->config) {
-        /* fail= is not known yet: its default, open, applies. */
-        log_err(ctx, "out of memory setting up; no keys stored");
-        return PAM_IGNORE;
-    }
     /* Unknown or malformed arguments are skipped, each with one line; the
-     * rest still applies. */
-    for (int i = 0; i < argc; i++) {
+     * rest still applies.  One lost for want of memory is not skipped: the
+     * session would run with another identity, resource or fail=. */
+    azid_status st = ctx->config ? AZID_OK : AZID_ERR_NOMEM;
+    for (int i = 0; i < argc && st != AZID_ERR_NOMEM; i++) {
         azid_error err;
-        if (azid_config_apply_arg(ctx->config, argv[i], &err) != AZID_OK && !quiet)
+        st = azid_config_apply_arg(ctx->config, argv[i], &err);
+        if (st != AZID_OK && st != AZID_ERR_NOMEM && !quiet)
             log_err(ctx, "ignoring module argument: %s", err.message);
+    }
+    if (st == AZID_ERR_NOMEM) {
+        ctx->fail_closed = args_fail_closed(argc, argv);
+        log_err(ctx, "out of memory setting up; no keys stored");
+        return ctx_fail_result(ctx);
     }
     ctx->debug = azid_config_debug(ctx->config);
     ctx->fail_closed = azid_config_fail_closed(ctx->config);

@@ -178,15 +178,17 @@ static int fetch_all(struct fetch *f, const char *const *resources, size_t nres,
     log_debug(ctx, "identity source %s, token endpoint %s", azid_source_name(source),
               azid_client_endpoint(f->client));
     /* Before any network: a login that cannot keep the keys must not wait
-     * for them. */
-    if (f->target == AZID_KEYRING_SESSION) {
-        if (azid_keyring_check_session(f->pw->pw_uid, &err) != AZID_OK) {
-            log_err(ctx, "no keys stored: %s", err.message);
-            return ctx_fail_result(ctx);
-        }
+     * for them.  The user and persistent keyrings do not need a per-login
+     * session keyring, but an unusable keyring facility (seccomp, no
+     * CONFIG_KEYS) dooms them too. */
+    st = azid_keyring_check_session(f->pw->pw_uid, &err);
+    if (st == AZID_ERR_KEYRING || (st != AZID_OK && f->target == AZID_KEYRING_SESSION)) {
+        log_err(ctx, "no keys stored: %s", err.message);
+        return ctx_fail_result(ctx);
+    }
+    if (st == AZID_OK)
         log_debug(ctx, "the session keyring is a per-login keyring of uid %u",
                   (unsigned)f->pw->pw_uid);
-    }
 
     f->serials = calloc(nres + nsec, sizeof f->serials[0]);
     if (!f->serials) {

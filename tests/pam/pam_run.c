@@ -6,15 +6,17 @@
  * session keyring like the user's shell), then this process closes it.
  *
  *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
- *           [--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS]
+ *           [--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end]
  *
  * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
- * during=0, close_session=PAM_IGNORE, after=0); CMD runs as the user with
+ * open_ms=12, during=0, close_session=PAM_IGNORE, after=0), open_ms being
+ * how long pam_open_session took; CMD runs as the user with
  * /bin/sh -c, after the session open or after pam_end.  With --cycles N
  * (N > 1) it runs N start/open/close/end cycles without commands and prints
  * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000".
  * --deny-keys makes the keyring syscalls fail as in a container or on a
- * kernel without keys.
+ * kernel without keys.  --child-end makes a child end its copy of the handle
+ * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,10 +140,33 @@ static void await_key_collection(uid_t uid, long *settled)
         nanosleep(&tick, NULL);
 }
 
+/* sshd's children call pam_end(..., PAM_DATA_SILENT) on the handle they
+ * inherited; the session (and its keys) belongs to the parent. */
+static int end_in_child(pam_handle_t *pamh)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(pam_end(pamh, PAM_SUCCESS | PAM_DATA_SILENT) == PAM_SUCCESS ? 0 : 1);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
-          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS]\n",
+          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end]\n",
           stderr);
     exit(2);
 }
@@ -151,13 +177,14 @@ int main(int argc, char **argv)
         {"confdir", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
         {"service", required_argument, NULL, 's'}, {"during", required_argument, NULL, 'd'},
         {"after", required_argument, NULL, 'a'},   {"cycles", required_argument, NULL, 'n'},
-        {"deny-keys", required_argument, NULL, 'k'},
+        {"deny-keys", required_argument, NULL, 'k'}, {"child-end", no_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
     const char *confdir = NULL, *user = NULL, *service = "azid-test";
     const char *during = NULL, *after = NULL;
     long cycles = 1;
     int deny_errno = 0;
+    bool child_end = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -167,6 +194,7 @@ int main(int argc, char **argv)
         case 'd': during = optarg; break;
         case 'a': after = optarg; break;
         case 'n': cycles = strtol(optarg, NULL, 10); break;
+        case 'e': child_end = true; break;
         case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
         default: usage();
         }
@@ -190,9 +218,13 @@ int main(int argc, char **argv)
             printf("pam_start=%s\n", result_name(r));
             return 1;
         }
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
         int open = pam_open_session(pamh, 0);
         if (cycles == 1)
-            printf("open_session=%s\n", result_name(open));
+            printf("open_session=%s\nopen_ms=%ld\n", result_name(open), elapsed_ms(&start));
+        if (child_end)
+            printf("child_end=%d\n", end_in_child(pamh));
         if (during)
             printf("during=%d\n", run_as_user(user, during));
         int close = pam_close_session(pamh, 0);

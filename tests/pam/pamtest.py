@@ -86,7 +86,7 @@ class Result:
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.returncode = proc.returncode
-        self.elapsed = elapsed
+        self.elapsed = elapsed  # the whole sandboxed run (bench/run.py)
         self.logs = logs  # [(severity, text after "pam_azid(service:session): ")]
         self.all_logs = []
         self.steps = {}
@@ -196,7 +196,7 @@ class Sandbox:
             f.write("\n".join(lines) + "\n")
 
     def run(self, args, user="azuser", keyinit="force revoke", plain=False, during=INSPECT, after=None,
-            cycles=None, prefix=(), deny_keys=None, fake_dmi=False, netns=False, timeout=120):
+            cycles=None, prefix=(), deny_keys=None, fake_dmi=False, netns=False, child_end=False, timeout=120):
         """Writes the stack, runs pam_run in the sandbox, returns a Result."""
         self.stack(args, keyinit=keyinit, plain=plain)
         setup = [
@@ -223,6 +223,8 @@ class Sandbox:
             argv += ["--cycles", str(cycles)]
         if deny_keys:
             argv += ["--deny-keys", deny_keys]
+        if child_end:
+            argv += ["--child-end"]
         ns = ["unshare", "--mount", "--propagation", "private"] + (["--net"] if netns else [])
         full = ns + ["/bin/sh", "-c", "\n".join(setup), "sh"] + argv
         env = {k: v for k, v in os.environ.items()

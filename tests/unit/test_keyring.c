@@ -98,6 +98,14 @@ static char *description(const char *resource)
     return d;
 }
 
+/* Stores value for uid (and its group) in this process's session keyring. */
+static azid_status store_session(uid_t uid, const char *desc, const char *value, int64_t expires_on,
+                                 int32_t *serial, azid_error *err)
+{
+    return azid_keyring_store(AZID_KEYRING_SESSION, uid, GID_OF(uid), desc, value, strlen(value),
+                              expires_on, serial, err);
+}
+
 /* Parses keyctl_describe: "type;uid;gid;perm;description". */
 static void describe(key_serial_t key, unsigned *uid, unsigned *gid, unsigned *perm)
 {
@@ -216,6 +224,7 @@ static const char TOKEN[] = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ0ZX
 struct read_check {
     const char *description;
     const char *expected;
+    long max_left; /* > 0: azid_keyring_list shows at most that, rounded down to minutes */
 };
 
 static int read_matches(void *arg)
@@ -230,13 +239,48 @@ static int read_matches(void *arg)
     }
     int bad = len != strlen(rc->expected) || strcmp(value, rc->expected) != 0;
     free(value);
-    return bad ? 2 : 0;
+    if (bad)
+        return 2;
+    struct listed l = {0, rc->description, -2, -1};
+    if (rc->max_left > 0 && (azid_keyring_list(collect, &l, &err) != AZID_OK ||
+                             l.seconds_left <= rc->max_left - 120 || l.seconds_left > rc->max_left)) {
+        fprintf(stderr, "%s: %ld s left, expected about %ld\n", rc->description, l.seconds_left,
+                rc->max_left);
+        return 4;
+    }
+    return 0;
 }
 
 static void assert_fs_ids_are_root(void)
 {
     assert_int_equal(setfsuid((uid_t)-1), 0);
     assert_int_equal(setfsgid((gid_t)-1), 0);
+}
+
+struct search_check {
+    const char *description;
+    key_serial_t keyring;
+    int32_t serial;
+};
+
+/* A process of the same uid in another login (its own session keyring). */
+static int read_outside_session(void *arg)
+{
+    struct search_check *sc = arg;
+    if (keyctl_join_session_keyring(NULL) < 0)
+        return 10;
+    char *desc = NULL;
+    if (keyctl_describe_alloc(sc->serial, &desc) < 0)
+        return 11; /* owner view: it sees the key */
+    free(desc);
+    char byte;
+    if (keyctl_read(sc->serial, &byte, 1) >= 0 || errno != EACCES)
+        return 12;
+    char *value = NULL;
+    azid_error err;
+    if (azid_keyring_read(sc->description, &value, NULL, &err) != AZID_ERR_NOT_FOUND || value)
+        return 13;
+    return 0;
 }
 
 static void test_store_session(void **state)
@@ -246,9 +290,7 @@ static void test_store_session(void **state)
     char *desc = description("https://vault.azure.net");
     int32_t serial = 0;
     azid_error err;
-    int64_t expires_on = in_seconds(3600);
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_SESSION, GID_OF(UID_SESSION),
-                                        desc, TOKEN, strlen(TOKEN), expires_on, &serial, &err),
+    assert_int_equal(store_session(UID_SESSION, desc, TOKEN, in_seconds(3600), &serial, &err),
                      AZID_OK);
     assert_true(serial > 0);
     assert_fs_ids_are_root();
@@ -265,9 +307,11 @@ static void test_store_session(void **state)
     long left = seconds_left(desc);
     assert_in_range(left, 58 * 60, 3600 - 60);
 
-    struct read_check rc = {desc, TOKEN};
+    struct read_check rc = {desc, TOKEN, 3600 - AZID_EXPIRY_SKEW_S};
     assert_int_equal(as_user(UID_SESSION, read_matches, &rc), 0);
     /* The same uid outside this session sees the key but cannot read it. */
+    struct search_check outside = {desc, KEY_SPEC_SESSION_KEYRING, serial};
+    assert_int_equal(as_user(UID_SESSION, read_outside_session, &outside), 0);
     free(desc);
 }
 
@@ -278,18 +322,16 @@ static void test_store_updates_in_place(void **state)
     char *desc = description("https://storage.azure.com/");
     int32_t first = 0, second = 0;
     azid_error err;
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_UPDATE, GID_OF(UID_UPDATE), desc,
-                                        "old-token", 9, in_seconds(3600), &first, &err),
+    assert_int_equal(store_session(UID_UPDATE, desc, "old-token", in_seconds(3600), &first, &err),
                      AZID_OK);
     /* As after a write by someone else: add_key leaves no timeout. */
     assert_int_equal(keyctl_set_timeout(first, 0), 0);
     assert_int_equal(seconds_left(desc), -1);
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_UPDATE, GID_OF(UID_UPDATE), desc,
-                                        TOKEN, strlen(TOKEN), in_seconds(600), &second, &err),
+    assert_int_equal(store_session(UID_UPDATE, desc, TOKEN, in_seconds(600), &second, &err),
                      AZID_OK);
     assert_int_equal(second, first);
     assert_in_range(seconds_left(desc), 8 * 60, 600 - 60);
-    struct read_check rc = {desc, TOKEN};
+    struct read_check rc = {desc, TOKEN, 600 - AZID_EXPIRY_SKEW_S};
     assert_int_equal(as_user(UID_UPDATE, read_matches, &rc), 0);
     free(desc);
 }
@@ -301,9 +343,8 @@ static void test_store_refuses_near_expiry(void **state)
     char *desc = description("https://near-expiry");
     int32_t serial = 0;
     azid_error err;
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_SESSION, GID_OF(UID_SESSION),
-                                        desc, TOKEN, strlen(TOKEN), in_seconds(AZID_EXPIRY_SKEW_S),
-                                        &serial, &err),
+    assert_int_equal(store_session(UID_SESSION, desc, TOKEN, in_seconds(AZID_EXPIRY_SKEW_S), &serial,
+                                   &err),
                      AZID_ERR_ARGUMENT);
     assert_int_equal(serial, -1);
     assert_non_null(strstr(err.message, "azid:token:https://near-expiry"));
@@ -332,12 +373,6 @@ static int clear_user_keyring(void *arg)
     (void)arg;
     return keyctl_clear(KEY_SPEC_USER_KEYRING) == 0 ? 0 : 1;
 }
-
-struct search_check {
-    const char *description;
-    key_serial_t keyring;
-    int32_t serial;
-};
 
 static int search_finds(void *arg)
 {
@@ -374,7 +409,7 @@ static void test_store_user_keyring(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         login_session(UID_USERRING);
-        struct read_check rc = {desc, TOKEN};
+        struct read_check rc = {desc, TOKEN, 3600 - AZID_EXPIRY_SKEW_S};
         _exit(as_user(UID_USERRING, read_via_login, &rc));
     }
     int status = 0;
@@ -420,7 +455,7 @@ static void test_store_persistent_keyring(void **state)
     assert_int_equal(st, AZID_OK);
     assert_fs_ids_are_root();
     /* A later process of that uid without any login (cron) reads it. */
-    struct read_check rc = {desc, TOKEN};
+    struct read_check rc = {desc, TOKEN, 3600 - AZID_EXPIRY_SKEW_S};
     assert_int_equal(as_user(UID_PERSISTENT, read_persistent, &rc), 0);
     free(desc);
 }
@@ -458,8 +493,7 @@ static int store_for_other(void *arg)
 {
     (void)arg;
     azid_error err;
-    azid_status st = azid_keyring_store(AZID_KEYRING_SESSION, UID_OTHER, GID_OF(UID_OTHER),
-                                        "azid:token:x", "t", 1, in_seconds(3600), NULL, &err);
+    azid_status st = store_session(UID_OTHER, "azid:token:x", "t", in_seconds(3600), NULL, &err);
     if (st != AZID_ERR_SYSTEM || !strstr(err.message, "cannot act as uid"))
         return 1;
     return setfsuid((uid_t)-1) == (uid_t)UID_SESSION ? 0 : 2;
@@ -470,6 +504,46 @@ static void test_store_needs_privilege(void **state)
     (void)state;
     login_session(UID_SESSION);
     assert_int_equal(as_user(UID_SESSION, store_for_other, NULL), 0);
+}
+
+struct failing_step {
+    int operation; /* the keyctl operation made to fail */
+    const char *step;
+};
+
+/* In a child holding this session keyring: the step after add_key fails. */
+static int store_with_failing_step(void *arg)
+{
+    const struct failing_step *f = arg;
+    if (deny_keyctl_operation(f->operation, EACCES) < 0)
+        return 90;
+    azid_error err;
+    int32_t serial = 0;
+    uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
+    gid_t fsgid = (gid_t)setfsgid((gid_t)-1);
+    if (store_session(UID_OTHER, "azid:token:https://failing", TOKEN, in_seconds(3600), &serial,
+                      &err) != AZID_ERR_KEYRING ||
+        serial != -1 || !strstr(err.message, f->step))
+        return 1;
+    return (uid_t)setfsuid((uid_t)-1) == fsuid && (gid_t)setfsgid((gid_t)-1) == fsgid ? 0 : 2;
+}
+
+/* A key whose timeout or permissions could not be set is never left
+ * behind (no timeout, or the possessor's default rights). */
+static void test_store_failure_leaves_no_key(void **state)
+{
+    (void)state;
+    login_session(UID_OTHER);
+    static const struct failing_step steps[] = {
+        {KEYCTL_SET_TIMEOUT, "(set timeout): Permission denied"},
+        {KEYCTL_SETPERM, "(set permissions): Permission denied"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        assert_int_equal(as_user(0, store_with_failing_step, (void *)&steps[i]), 0);
+        assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user",
+                                       "azid:token:https://failing", 0),
+                         -1);
+    }
 }
 
 /* ---- remove, read, list ---------------------------------------------------- */
@@ -490,6 +564,18 @@ static void test_remove(void **state)
     /* Already gone is not an error (pam_keyinit revoked the keyring first). */
     assert_int_equal(azid_keyring_remove(serial, &err), AZID_OK);
     free(desc);
+}
+
+/* A serial reused by a key that is not azid's (the azid key expired and
+ * was collected during a long login) is left alone at close. */
+static void test_remove_spares_reused_serial(void **state)
+{
+    (void)state;
+    key_serial_t other = add_key("user", "krb:ccache", "k", 1, KEY_SPEC_SESSION_KEYRING);
+    assert_true(other > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_remove(other, &err), AZID_OK);
+    assert_int_equal(keyctl_search(KEY_SPEC_SESSION_KEYRING, "user", "krb:ccache", 0), other);
 }
 
 static void test_read_absent(void **state)
@@ -526,20 +612,38 @@ static void test_read_expired(void **state)
     free(desc);
 }
 
+/* /proc/keys lines are as long as the description (up to 4095 bytes): adds
+ * keys whose descriptions hold, where a 256..4096-byte read buffer would
+ * cut, what looks like a line saying that key serial has expired.  Every
+ * fixed-width column before the description is 59 bytes wide. */
+static void forge_proc_keys_lines(int32_t serial)
+{
+    char forged[64];
+    snprintf(forged, sizeof forged, "%08x I--Q--- 1 expd 3f010000 ", (unsigned)serial);
+    size_t flen = strlen(forged);
+    for (size_t cut = 256; cut < 4096; cut *= 2) {
+        char desc[4096];
+        size_t pad = cut - 1 - 59;
+        memset(desc, 'x', pad);
+        memcpy(desc, "other:", 6);
+        memcpy(desc + pad, forged, flen + 1);
+        assert_true(add_key("user", desc, "o", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    }
+}
+
 static void test_list(void **state)
 {
     (void)state;
     login_session(UID_LIST);
     azid_error err;
     int32_t serial = 0;
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_LIST, GID_OF(UID_LIST),
-                                        "azid:token:https://a", "a", 1, in_seconds(7200), &serial,
-                                        &err),
+    assert_int_equal(store_session(UID_LIST, "azid:token:https://a", "a", in_seconds(7200), &serial,
+                                   &err),
                      AZID_OK);
-    assert_int_equal(azid_keyring_store(AZID_KEYRING_SESSION, UID_LIST, GID_OF(UID_LIST),
-                                        "azid:secret:v.vault.azure.net/pw", "s", 1,
-                                        in_seconds(600), &serial, &err),
+    assert_int_equal(store_session(UID_LIST, "azid:secret:v.vault.azure.net/pw", "s",
+                                   in_seconds(600), &serial, &err),
                      AZID_OK);
+    forge_proc_keys_lines(serial);
     assert_true(add_key("user", "azid:token:https://forever", "f", 1, KEY_SPEC_SESSION_KEYRING) > 0);
     assert_true(add_key("user", "other:thing", "o", 1, KEY_SPEC_SESSION_KEYRING) > 0);
 
@@ -564,8 +668,7 @@ static void *store_many(void *arg)
         char desc[64];
         snprintf(desc, sizeof desc, "azid:token:https://t%u/%d", (unsigned)uid, i);
         azid_error err;
-        if (azid_keyring_store(AZID_KEYRING_SESSION, uid, GID_OF(uid), desc, "t", 1,
-                               in_seconds(3600), NULL, &err) != AZID_OK)
+        if (store_session(uid, desc, "t", in_seconds(3600), NULL, &err) != AZID_OK)
             return (void *)1;
         if (setfsuid((uid_t)-1) != 0)
             return (void *)2;
@@ -654,7 +757,9 @@ int main(void)
         cmocka_unit_test_setup(test_store_persistent_keyring, setup_root_session),
         cmocka_unit_test_setup(test_store_quota, setup_root_session),
         cmocka_unit_test_setup(test_store_needs_privilege, setup_root_session),
+        cmocka_unit_test_setup(test_store_failure_leaves_no_key, setup_root_session),
         cmocka_unit_test_setup(test_remove, setup_root_session),
+        cmocka_unit_test_setup(test_remove_spares_reused_serial, setup_root_session),
         cmocka_unit_test_setup(test_read_absent, setup_root_session),
         cmocka_unit_test_setup(test_read_expired, setup_root_session),
         cmocka_unit_test_setup(test_list, setup_root_session),
