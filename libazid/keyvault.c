@@ -264,27 +264,27 @@ azid_status azid_client_get_secret(azid_client *client, const char *secret_url_t
 
 const char *azid_secret_value(const azid_secret *secret)
 {
-    return secret->value;
+    return secret ? secret->value : NULL;
 }
 
 size_t azid_secret_length(const azid_secret *secret)
 {
-    return secret->length;
+    return secret ? secret->length : 0;
 }
 
 const char *azid_secret_vault_host(const azid_secret *secret)
 {
-    return secret->vault_host;
+    return secret ? secret->vault_host : NULL;
 }
 
 const char *azid_secret_name(const azid_secret *secret)
 {
-    return secret->name;
+    return secret ? secret->name : NULL;
 }
 
 int64_t azid_secret_expires_on(const azid_secret *secret)
 {
-    return secret->expires_on;
+    return secret ? secret->expires_on : 0;
 }
 
 void azid_secret_free(azid_secret *secret)

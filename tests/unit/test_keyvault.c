@@ -301,10 +301,15 @@ static void test_retryable_statuses(void **state)
         assert_false(keyvault_status_retryable(final[i]));
 }
 
-static void test_free_null(void **state)
+static void test_null_secret(void **state)
 {
     (void)state;
     azid_secret_free(NULL);
+    assert_null(azid_secret_value(NULL));
+    assert_int_equal(azid_secret_length(NULL), 0);
+    assert_null(azid_secret_vault_host(NULL));
+    assert_null(azid_secret_name(NULL));
+    assert_int_equal(azid_secret_expires_on(NULL), 0);
 }
 
 int main(void)
@@ -321,7 +326,7 @@ int main(void)
         cmocka_unit_test(test_request_url_and_audience),
         cmocka_unit_test(test_hints),
         cmocka_unit_test(test_retryable_statuses),
-        cmocka_unit_test(test_free_null),
+        cmocka_unit_test(test_null_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
