@@ -228,6 +228,22 @@ azid_keyring azid_config_keyring(const azid_config *config);
 int azid_config_fail_closed(const azid_config *config);
 int azid_config_debug(const azid_config *config);
 
+/* broker=: AUTO asks AZID_BROKER_SOCKET when it answers and otherwise
+ * works in-process; OFF never asks a broker; PATH asks the broker at that
+ * socket.  *socket_path (when non-NULL) is the socket to try, NULL for OFF. */
+#define AZID_BROKER_SOCKET "/run/azid/azidd.sock"
+typedef enum azid_broker_mode {
+    AZID_BROKER_AUTO = 0,
+    AZID_BROKER_OFF,
+    AZID_BROKER_PATH
+} azid_broker_mode;
+azid_broker_mode azid_config_broker(const azid_config *config, const char **socket_path);
+/* negative_cache= in milliseconds (0: off); the file's lines outside Match. */
+long azid_config_negative_cache_ms(const azid_config *config);
+/* lockdown_allow=: the user names and "@group" names, each once, in file
+ * order; NULL-terminated list. */
+size_t azid_config_lockdown_allow(const azid_config *config, const char *const **list);
+
 /* A client set up from the configuration (source, endpoint, identity,
  * timeout, CA file). */
 azid_status azid_config_new_client(const azid_config *config, azid_client **out,

@@ -41,10 +41,12 @@ enum scalar_slot {
     SLOT_CONFIG,
     SLOT_CA_FILE,
     SLOT_DEBUG,
+    SLOT_BROKER,
+    SLOT_NEGATIVE_CACHE,
     NSLOTS
 };
 
-enum list_slot { LIST_RESOURCE, LIST_SECRET, NLISTS };
+enum list_slot { LIST_RESOURCE, LIST_SECRET, LIST_LOCKDOWN_ALLOW, NLISTS };
 
 #define SECRET_URL_FORM "https://<vault>.vault.azure.net/secrets/<name>[/<version>]"
 #define IDENTITY_KEYS "client_id, object_id, msi_res_id"
@@ -83,7 +85,7 @@ static int word_index(const char *const *words, const char *value)
 
 /* Decimal seconds ("5", "2.5") in milliseconds, rounded up so that any
  * positive value stays positive.  -1 when malformed or out of range. */
-static long seconds_to_ms(const char *value)
+static long seconds_in_range(const char *value, long min_ms, long max_ms)
 {
     const char *p = value;
     long whole = 0, frac = 0;
@@ -93,7 +95,7 @@ static long seconds_to_ms(const char *value)
         return -1;
     /* Stop growing once out of range, so whole * 1000 fits a 32-bit long. */
     for (; is_digit(*p); p++)
-        whole = whole > CONFIG_TIMEOUT_MAX_MS / 1000 ? whole : whole * 10 + (*p - '0');
+        whole = whole > max_ms / 1000 ? whole : whole * 10 + (*p - '0');
     if (*p == '.') {
         if (!is_digit(*++p))
             return -1;
@@ -109,7 +111,12 @@ static long seconds_to_ms(const char *value)
     if (*p)
         return -1;
     long ms = whole * 1000 + frac + rest;
-    return ms > 0 && ms <= CONFIG_TIMEOUT_MAX_MS ? ms : -1;
+    return ms >= min_ms && ms <= max_ms ? ms : -1;
+}
+
+static long seconds_to_ms(const char *value)
+{
+    return seconds_in_range(value, 1, CONFIG_TIMEOUT_MAX_MS);
 }
 
 static const char *const keyvault_suffixes[] = {
@@ -268,6 +275,57 @@ static int check_path(const config_option *option, const char *value, char *expe
     return -1;
 }
 
+static int check_negative_cache(const config_option *option, const char *value, char *expect,
+                                size_t size)
+{
+    (void)option;
+    if (seconds_in_range(value, 0, CONFIG_NEGATIVE_CACHE_MAX_MS) >= 0)
+        return 0;
+    snprintf(expect, size, "seconds, e.g. 60 or 2.5 (0 turns it off, at most %d)",
+             CONFIG_NEGATIVE_CACHE_MAX_MS / 1000);
+    return -1;
+}
+
+static int check_broker(const config_option *option, const char *value, char *expect,
+                        size_t size)
+{
+    if (!strcmp(value, "auto") || !strcmp(value, "off") || !check_path(option, value, expect, size))
+        return 0;
+    snprintf(expect, size, "auto, off or the absolute path of the broker's socket");
+    return -1;
+}
+
+/* A user name, or @ and a group name, as useradd and groupadd accept them. */
+static int is_account_name(const char *p, size_t len)
+{
+    if (len && *p == '@')
+        p++, len--;
+    if (!len || len > 32 || *p == '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!is_alnum(p[i]) && !strchr("._-", p[i]) && !(p[i] == '$' && i == len - 1))
+            return 0;
+    return 1;
+}
+
+static int check_accounts(const config_option *option, const char *value, char *expect,
+                          size_t size)
+{
+    (void)option;
+    const char *p = value;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (!is_account_name(p, len))
+            break;
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+    snprintf(expect, size, "user names and @group names separated by commas, no spaces, "
+                           "e.g. alice,@ops");
+    return -1;
+}
+
 /* ---- the option table ---------------------------------------------------- */
 
 static const char *const keyring_words[] = {
@@ -285,42 +343,51 @@ static const char *const flag_words[] = {"no", "yes", NULL};
 static const config_option options[] = {
     {"resource", CONFIG_LIST, 1, AZID_DEFAULT_RESOURCE, NULL, "URI",
      "resource (audience) to get a token for; repeatable", check_resource, NULL,
-     LIST_RESOURCE, AZID_IDENTITY_SYSTEM},
+     LIST_RESOURCE, AZID_IDENTITY_SYSTEM, 0},
     {"secret", CONFIG_LIST, 1, NULL, "none", "URL",
      "Key Vault secret to fetch, " SECRET_URL_FORM "; repeatable", check_secret, NULL,
-     LIST_SECRET, AZID_IDENTITY_SYSTEM},
+     LIST_SECRET, AZID_IDENTITY_SYSTEM, 0},
     {"client_id", CONFIG_STRING, 1, NULL, "system-assigned identity", "client ID",
      "user-assigned identity by client ID" IDENTITY_DOC, check_identity, NULL, SLOT_IDENTITY,
-     AZID_IDENTITY_CLIENT_ID},
+     AZID_IDENTITY_CLIENT_ID, 0},
     {"object_id", CONFIG_STRING, 1, NULL, "system-assigned identity", "object ID",
      "user-assigned identity by object (principal) ID" IDENTITY_DOC, check_identity, NULL,
-     SLOT_IDENTITY, AZID_IDENTITY_OBJECT_ID},
+     SLOT_IDENTITY, AZID_IDENTITY_OBJECT_ID, 0},
     {"msi_res_id", CONFIG_STRING, 1, NULL, "system-assigned identity", "Azure resource ID",
      "user-assigned identity by Azure resource ID" IDENTITY_DOC, check_identity, NULL,
-     SLOT_IDENTITY, AZID_IDENTITY_MSI_RES_ID},
+     SLOT_IDENTITY, AZID_IDENTITY_MSI_RES_ID, 0},
     {"timeout", CONFIG_SECONDS, 1, "5", NULL, "SECONDS",
      "total time for all network work of one session open, retries included", check_seconds,
-     NULL, SLOT_TIMEOUT, AZID_IDENTITY_SYSTEM},
+     NULL, SLOT_TIMEOUT, AZID_IDENTITY_SYSTEM, 0},
     {"endpoint", CONFIG_URI, 1, NULL, "the detected source's endpoint", "URL",
      "token endpoint base, scheme://host[:port]; for tests and proxies", check_endpoint, NULL,
-     SLOT_ENDPOINT, AZID_IDENTITY_SYSTEM},
+     SLOT_ENDPOINT, AZID_IDENTITY_SYSTEM, 0},
     {"source", CONFIG_ENUM, 1, "auto", NULL, "auto|imds|arc|appservice|cloudshell|workload",
      "identity source; auto detects it", check_choice, source_names, SLOT_SOURCE,
-     AZID_IDENTITY_SYSTEM},
+     AZID_IDENTITY_SYSTEM, 0},
     {"keyring", CONFIG_ENUM, 1, "session", NULL, "session|user|persistent",
-     "keyring the keys go to", check_choice, keyring_words, SLOT_KEYRING, AZID_IDENTITY_SYSTEM},
+     "keyring the keys go to", check_choice, keyring_words, SLOT_KEYRING, AZID_IDENTITY_SYSTEM, 0},
     {"fail", CONFIG_ENUM, 1, "open", NULL, "open|closed",
      "open: log and let the login go on; closed: fail the session", check_choice, fail_words,
-     SLOT_FAIL, AZID_IDENTITY_SYSTEM},
+     SLOT_FAIL, AZID_IDENTITY_SYSTEM, 0},
     {"config", CONFIG_PATH, 0, AZID_CONFIG_PATH, NULL, "PATH",
      "config file to read (a module or command-line argument only)", check_path, NULL,
-     SLOT_CONFIG, AZID_IDENTITY_SYSTEM},
+     SLOT_CONFIG, AZID_IDENTITY_SYSTEM, 0},
     {"ca_file", CONFIG_PATH, 1, NULL, "the system trust store", "PATH",
      "extra CA bundle for HTTPS (Key Vault)", check_path, NULL, SLOT_CA_FILE,
-     AZID_IDENTITY_SYSTEM},
+     AZID_IDENTITY_SYSTEM, 0},
     {"debug", CONFIG_FLAG, 1, "no", NULL, "yes|no",
      "verbose logging, never a token or secret value", check_choice, flag_words, SLOT_DEBUG,
-     AZID_IDENTITY_SYSTEM},
+     AZID_IDENTITY_SYSTEM, 0},
+    {"broker", CONFIG_PATH, 1, "auto", NULL, "auto|off|PATH",
+     "ask the broker at this socket; auto: " AZID_BROKER_SOCKET " when it answers", check_broker,
+     NULL, SLOT_BROKER, AZID_IDENTITY_SYSTEM, 0},
+    {"negative_cache", CONFIG_SECONDS, 1, "60", NULL, "SECONDS",
+     "the broker answers a failure at once for this long after the endpoint failed (file only)",
+     check_negative_cache, NULL, SLOT_NEGATIVE_CACHE, AZID_IDENTITY_SYSTEM, 1},
+    {"lockdown_allow", CONFIG_LIST, 1, NULL, "only root and the broker's user", "NAME[,@GROUP...]",
+     "users and @groups azid lockdown lets reach the identity endpoint (file only, outside Match)",
+     check_accounts, NULL, LIST_LOCKDOWN_ALLOW, AZID_IDENTITY_SYSTEM, 1},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -346,13 +413,14 @@ static const config_option *option_of_slot(int slot)
     return NULL;
 }
 
-/* "resource, secret, ..." for messages; file_only: what the file may set. */
-static void option_names(char *buf, size_t size, int file_only)
+/* "resource, secret, ..." for messages: what the file (in_file) or an
+ * argument may set. */
+static void option_names(char *buf, size_t size, int in_file)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < NOPTIONS && used < size; i++)
-        if (!file_only || options[i].in_file)
+        if (in_file ? options[i].in_file : !options[i].file_only)
             used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "",
                                      options[i].name);
 }
@@ -573,6 +641,10 @@ azid_status azid_config_apply_arg(azid_config *cfg, const char *arg, azid_error 
                        known);
     }
 
+    if (option->file_only)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "argument '%.100s': %s can be set only in the config file (%s = %s)", arg,
+                       option->name, option->name, option->syntax);
     const char *value = eq ? eq + 1 : NULL;
     if (!value && option->type != CONFIG_FLAG)
         return err_set(err, AZID_ERR_ARGUMENT, "argument '%s' needs a value: %s=%s", arg,
@@ -753,6 +825,21 @@ static azid_status parse_setting(struct parser *p, const config_option *option, 
     int applies = !p->in_match || p->applies;
     int match = p->in_match ? (int)fl->nmatches - 1 : -1;
 
+    if (option->slot == LIST_LOCKDOWN_ALLOW && option->type == CONFIG_LIST) {
+        if (p->in_match)
+            return parse_fail(p, "%s applies to the whole machine; move it before the first "
+                              "Match line or after 'Match all'", option->name);
+        for (const char *name = value; *name;) {
+            size_t len = strcspn(name, ",");
+            char one[64];
+            snprintf(one, sizeof one, "%.*s", (int)len, name);
+            if (!items_contain(&fl->lists[option->slot], one) &&
+                items_push(&fl->lists[option->slot], one, p->line, -1) != AZID_OK)
+                return out_of_memory(p);
+            name += len + (name[len] == ',');
+        }
+        return AZID_OK;
+    }
     if (option->type == CONFIG_LIST) {
         if (option->slot == LIST_RESOURCE)
             fl->names_resource = 1;
@@ -1149,6 +1236,31 @@ long azid_config_timeout_ms(const azid_config *cfg)
 {
     long ms = cfg ? seconds_to_ms(azid_config_get(cfg, "timeout")) : -1;
     return ms > 0 ? ms : AZID_DEFAULT_TIMEOUT_MS;
+}
+
+azid_broker_mode azid_config_broker(const azid_config *cfg, const char **socket_path)
+{
+    const char *value = cfg ? effective_value(cfg, option_of_slot(SLOT_BROKER)) : "auto";
+    azid_broker_mode mode = !strcmp(value, "off")    ? AZID_BROKER_OFF
+                            : !strcmp(value, "auto") ? AZID_BROKER_AUTO
+                                                     : AZID_BROKER_PATH;
+    if (socket_path)
+        *socket_path = mode == AZID_BROKER_OFF    ? NULL
+                       : mode == AZID_BROKER_AUTO ? AZID_BROKER_SOCKET
+                                                  : value;
+    return mode;
+}
+
+long azid_config_negative_cache_ms(const azid_config *cfg)
+{
+    const config_option *option = option_of_slot(SLOT_NEGATIVE_CACHE);
+    return seconds_in_range(cfg ? effective_value(cfg, option) : option->default_value, 0,
+                            CONFIG_NEGATIVE_CACHE_MAX_MS);
+}
+
+size_t azid_config_lockdown_allow(const azid_config *cfg, const char *const **list)
+{
+    return effective_list(cfg, LIST_LOCKDOWN_ALLOW, list);
 }
 
 azid_keyring azid_config_keyring(const azid_config *cfg)

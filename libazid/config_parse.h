@@ -13,6 +13,8 @@
 #define CONFIG_LINE_MAX 4096
 /* Bounds of timeout=, in milliseconds. */
 #define CONFIG_TIMEOUT_MAX_MS 300000
+/* Bounds of negative_cache=, in milliseconds (0 turns it off). */
+#define CONFIG_NEGATIVE_CACHE_MAX_MS 3600000
 
 typedef enum config_type {
     CONFIG_LIST,    /* repeatable; every value is kept (resource, secret) */
@@ -43,6 +45,7 @@ struct config_option {
     const char *const *choices; /* CONFIG_ENUM: accepted words in enum order, NULL-ended */
     int slot;                   /* where config.c keeps it */
     azid_identity_kind identity; /* identity selectors: which kind */
+    int file_only;               /* not a module or command-line argument */
 };
 
 /* The option table in documentation order; NULL past the end. */

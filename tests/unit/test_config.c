@@ -135,7 +135,7 @@ static void test_table_is_consistent(void **state)
         /* config= chooses the file; everything else may be in it. */
         assert_int_equal(o->in_file, strcmp(o->name, "config") != 0);
     }
-    assert_int_equal(i, 13);
+    assert_int_equal(i, 16);
 }
 
 static void test_defaults(void **state)
@@ -341,6 +341,90 @@ static void test_args_identity_conflict(void **state)
     azid_config_free(cfg);
 }
 
+/* ---- broker, negative_cache, lockdown_allow ------------------------------------- */
+
+static void test_broker_options(void **state)
+{
+    (void)state;
+    azid_config *cfg = new_config();
+    const char *path = "x";
+    assert_int_equal(azid_config_broker(cfg, &path), AZID_BROKER_AUTO);
+    assert_string_equal(path, "/run/azid/azidd.sock");
+    assert_int_equal(azid_config_negative_cache_ms(cfg), 60000);
+    const char *const *allow;
+    assert_int_equal(azid_config_lockdown_allow(cfg, &allow), 0);
+    assert_null(allow[0]);
+    assert_dump_line(cfg, "broker=auto (default)");
+    assert_dump_line(cfg, "negative_cache=60 (default)");
+    assert_dump_line(cfg, "lockdown_allow: only root and the broker's user");
+
+    apply_args(cfg, LIST("broker=off"));
+    assert_int_equal(azid_config_broker(cfg, &path), AZID_BROKER_OFF);
+    assert_null(path);
+    apply_args(cfg, LIST("broker=/run/test/b.sock"));
+    assert_int_equal(azid_config_broker(cfg, NULL), AZID_BROKER_PATH);
+    azid_config_broker(cfg, &path);
+    assert_string_equal(path, "/run/test/b.sock");
+    assert_dump_line(cfg, "broker=/run/test/b.sock (argument)");
+
+    /* negative_cache and lockdown_allow belong to the host: file only. */
+    azid_error err;
+    assert_int_equal(azid_config_apply_arg(cfg, "negative_cache=5", &err), AZID_ERR_ARGUMENT);
+    assert_string_equal(err.message, "argument 'negative_cache=5': negative_cache can be set only "
+                                     "in the config file (negative_cache = SECONDS)");
+    assert_int_equal(azid_config_apply_arg(cfg, "lockdown_allow=bob", &err), AZID_ERR_ARGUMENT);
+    assert_contains(err.message, "lockdown_allow can be set only in the config file");
+    assert_int_equal(azid_config_apply_arg(cfg, "broker=sock", &err), AZID_ERR_ARGUMENT);
+    assert_string_equal(err.message, "broker=sock: expected auto, off or the absolute path of the "
+                                     "broker's socket");
+    azid_config_free(cfg);
+
+    cfg = new_config();
+    apply_text_ok(cfg,
+                  "broker = off\n"
+                  "negative_cache = 2.5\n"
+                  "lockdown_allow = alice,@ops\n"
+                  "lockdown_allow = svc-backup$,alice,@db_admins\n"
+                  "Match all\n"
+                  "lockdown_allow = carol\n",
+                  "alice", NULL);
+    assert_int_equal(azid_config_broker(cfg, NULL), AZID_BROKER_OFF);
+    assert_int_equal(azid_config_negative_cache_ms(cfg), 2500);
+    size_t nallow = azid_config_lockdown_allow(cfg, &allow);
+    assert_list(nallow, allow, LIST("alice", "@ops", "svc-backup$", "@db_admins", "carol"));
+    assert_dump_line(cfg, "lockdown_allow=@ops (" CONF ":3)");
+    assert_dump_line(cfg, "negative_cache=2.5 (" CONF ":2)");
+    apply_text_ok(cfg, "negative_cache = 0\n", "alice", NULL);
+    assert_int_equal(azid_config_negative_cache_ms(cfg), 0);
+    azid_config_free(cfg);
+
+    static const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"negative_cache = -1\n", CONF ":1: negative_cache = -1: expected seconds, e.g. 60 or 2.5 "
+                                  "(0 turns it off, at most 3600)"},
+        {"negative_cache = 3601\n", CONF ":1: negative_cache = 3601: expected seconds"},
+        {"broker = yes\n", CONF ":1: broker = yes: expected auto, off or the absolute path"},
+        {"lockdown_allow = alice bob\n", CONF ":1: lockdown_allow = alice bob: expected user "
+                                         "names and @group names separated by commas"},
+        {"lockdown_allow = alice,\n", CONF ":1: lockdown_allow = alice,: expected"},
+        {"lockdown_allow = @\n", CONF ":1: lockdown_allow = @: expected"},
+        {"lockdown_allow = -rf\n", CONF ":1: lockdown_allow = -rf: expected"},
+        {"Match user alice\nlockdown_allow = alice\n",
+         CONF ":2: lockdown_allow applies to the whole machine; move it before the first Match "
+              "line or after 'Match all'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg = new_config();
+        azid_error e;
+        if (config_apply_text(cfg, bad[i].text, strlen(bad[i].text), CONF, "alice", NULL, 0,
+                              &e) != AZID_ERR_CONFIG)
+            fail_msg("accepted: %s", bad[i].text);
+        assert_contains(e.message, bad[i].message);
+        azid_config_free(cfg);
+    }
+}
+
 /* ---- secret URLs ----------------------------------------------------------------- */
 
 static void test_secret_url_parse(void **state)
@@ -484,7 +568,7 @@ static void test_file_refused(void **state)
         /* Every line before the bad one would have applied. */
         {"keyring = user\nresource = https://x\nresorce = https://y\n", 0,
          CONF ":3: unknown key 'resorce'; known: resource, secret, client_id, object_id, "
-              "msi_res_id, timeout, endpoint, source, keyring, fail, ca_file, debug and Match"},
+              "msi_res_id, timeout, endpoint, source, keyring, fail, ca_file, debug, broker, negative_cache, lockdown_allow and Match"},
         {"keyring = user\n= https://x\n", 0,
          CONF ":2: expected 'key = value', 'Match ...' or a # comment, found '= https://x'"},
         {"keyring: user\n", 0, CONF ":1: expected 'key = value'"},
@@ -755,6 +839,9 @@ static void test_dump(void **state)
         "config=" AZID_CONFIG_PATH " (default)",
         "ca_file: not set, the system trust store",
         "debug=yes (argument)",
+        "broker=auto (default)",
+        "negative_cache=60 (default)",
+        "lockdown_allow: only root and the broker's user",
     };
     char expected[4096];
     size_t used = (size_t)snprintf(expected, sizeof expected, "\n");
@@ -1067,7 +1154,7 @@ static void test_man_page_lists_every_option(void **state)
         if (!strstr(keys, item) && !strstr(keys, item_bi))
             fail_msg("azid.conf.5 does not document %s", o->name);
     }
-    assert_int_equal(documented, 13);
+    assert_int_equal(documented, 16);
     free(page);
 }
 
@@ -1165,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_timeout_values),
         cmocka_unit_test(test_args_refused),
         cmocka_unit_test(test_args_identity_conflict),
+        cmocka_unit_test(test_broker_options),
         cmocka_unit_test(test_secret_url_parse),
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_file_refused),
