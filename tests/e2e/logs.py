@@ -3,7 +3,10 @@
 """Questions about the emulators' logs, for tests/e2e (standard library only).
 
     logs.py issued IMDS_LOG RESOURCE FILE   FILE holds a token IMDS issued for RESOURCE
-    logs.py count IMDS_LOG [FAULT]          prints how many requests (with FAULT) were logged
+    logs.py count IMDS_LOG [WHICH]          prints how many requests were logged; WHICH:
+                                            a fault name (those that met it), "throttled"
+                                            (answered 429 by --limits) or "issued" (200
+                                            with a token)
     logs.py imds-shaped IMDS_LOG            every request was an IMDS token request to
                                             169.254.169.254 with Metadata: true, api-version,
                                             and no X-Forwarded-For
@@ -44,8 +47,14 @@ def cmd_issued(log_path, resource, path):
     return bool(held) and any(e["access_token"] == held for e in issued_for(entries(log_path), resource))
 
 
-def cmd_count(log_path, fault=None):
-    print(sum(1 for e in entries(log_path) if fault is None or e["fault"] == fault))
+def cmd_count(log_path, which=None):
+    tests = {
+        None: lambda e: True,
+        "throttled": lambda e: e.get("throttled"),
+        "issued": lambda e: e["status"] == 200 and e["access_token"],
+    }
+    test = tests.get(which, lambda e: e["fault"] == which)
+    print(sum(1 for e in entries(log_path) if test(e)))
     return True
 
 

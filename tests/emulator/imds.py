@@ -9,6 +9,7 @@ is a contract other tests rely on: see tests/emulator/README.md.
 
 import argparse
 import base64
+import collections
 import json
 import os
 import secrets
@@ -26,6 +27,14 @@ MODE_API_VERSION = {
 }
 ARC_TOKEN_DIR = "/var/opt/azcmagent/tokens"
 FAULTS = common.FAULTS | {"drip", "truncated"}
+# IMDS's documented limits for the identity endpoints (per VM), which
+# --limits enforces: requests answered at once and started per second.
+LIMIT_IN_FLIGHT = 5
+LIMIT_PER_SECOND = 20
+# Seconds the emulator asks a throttled caller to wait (Retry-After).
+THROTTLE_RETRY_AFTER = 1
+# Smallest --token-size: room for a JWT-shaped header and some claims.
+MIN_TOKEN_SIZE = 200
 # Reason strings for emulated error statuses, in the style of IMDS's bodies.
 ERROR_NAMES = {
     400: "invalid_request",
@@ -39,15 +48,20 @@ ERROR_NAMES = {
 }
 
 
-def new_access_token():
-    """A fresh random JWT-shaped token: three base64url parts, ~1.3 KB."""
+def new_access_token(size=None):
+    """A fresh random JWT-shaped token: three base64url parts, ~1.3 KB, or
+    exactly size characters (the signature part takes up the difference)."""
 
     def part(raw):
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     header = part(json.dumps({"typ": "JWT", "alg": "RS256", "x5t": secrets.token_hex(8)}).encode())
-    claims = part(json.dumps({"aud": "emulated", "nonce": secrets.token_hex(300)}).encode())
-    return "%s.%s.%s" % (header, claims, part(secrets.token_bytes(256)))
+    if size is None:
+        claims = part(json.dumps({"aud": "emulated", "nonce": secrets.token_hex(300)}).encode())
+        return "%s.%s.%s" % (header, claims, part(secrets.token_bytes(256)))
+    claims = part(json.dumps({"aud": "emulated", "nonce": secrets.token_hex(8)}).encode())
+    room = size - len(header) - len(claims) - 2
+    return "%s.%s.%s" % (header, claims, part(secrets.token_bytes(room))[:room])
 
 
 class Identity:
@@ -67,13 +81,37 @@ class State(common.State):
         super().__init__(args, keep_log=True)  # GET /_emulator/log serves it
         self.identities = [Identity(s) for s in (args.identity or ["system"])]
         self.arc_keys = set()
+        self.in_flight = 0
+        self.admitted = collections.deque()  # monotonic start times of the last second
+
+    def admit(self):
+        """With --limits: True and one more request in flight when IMDS's
+        limits allow another token request now, else False.  Only admitted
+        requests count against the limits."""
+        if not self.args.limits:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            while self.admitted and now - self.admitted[0] >= 1.0:
+                self.admitted.popleft()
+            if self.in_flight >= LIMIT_IN_FLIGHT or len(self.admitted) >= LIMIT_PER_SECOND:
+                return False
+            self.in_flight += 1
+            self.admitted.append(now)
+            return True
+
+    def done(self):
+        if self.args.limits:
+            with self.lock:
+                self.in_flight -= 1
 
 
 class Handler(common.Handler):
     server_version = "imds-emulator/1"
 
-    def entry(self, status, token=None, expires_on=None, fault=None, body=None):
-        e = dict(self.request_fields(), status=status, access_token=token, expires_on=expires_on, fault=fault)
+    def entry(self, status, token=None, expires_on=None, fault=None, body=None, throttled=False):
+        e = dict(self.request_fields(), status=status, access_token=token, expires_on=expires_on, fault=fault,
+                 throttled=throttled, time=round(time.time(), 3))
         if body is not None:
             e["form"] = body
         self.state().record(e)
@@ -114,7 +152,7 @@ class Handler(common.Handler):
     def token_body(self, resource, ident, fault, numeric=False):
         lifetime = self.state().args.lifetime
         now = int(time.time())
-        token = new_access_token()
+        token = new_access_token(self.state().args.token_size)
         body = {
             "access_token": token,
             "refresh_token": "",
@@ -204,6 +242,10 @@ class Handler(common.Handler):
                   extra=[("WWW-Authenticate", "Basic realm=%s" % path)])
         return False
 
+    def cloudshell_request(self):
+        raw = self.read_body().decode("utf-8", "replace")
+        return self.token_request("cloudshell", form=urllib.parse.parse_qs(raw, keep_blank_values=True))
+
     def workload_request(self):
         st = self.state()
         query = self.parse_query()
@@ -228,6 +270,24 @@ class Handler(common.Handler):
                                                         "scope (.../.default) are required"})
         self.answer_token(None, None, fault, numeric=True, form=form)
 
+    def limited(self, answer, *args, **kwargs):
+        """Answers a token request with answer(...), or with 429 and
+        Retry-After when --limits is on and IMDS's limits are reached."""
+        st = self.state()
+        if not st.admit():
+            if self.command == "POST":
+                self.read_body()
+            self.entry(429, throttled=True)
+            return self.send(429, {"error": "too_many_requests",
+                                   "error_description": "Too many requests: the identity endpoint allows %d "
+                                                        "requests in flight and %d a second"
+                                                        % (LIMIT_IN_FLIGHT, LIMIT_PER_SECOND)},
+                             extra=[("Retry-After", str(THROTTLE_RETRY_AFTER))])
+        try:
+            return answer(*args, **kwargs)
+        finally:
+            st.done()
+
     # ---- dispatch -----------------------------------------------------------
 
     def do_GET(self):
@@ -236,7 +296,7 @@ class Handler(common.Handler):
         if path == "/_emulator/log":
             return self.send(200, self.state().log_copy())
         if mode in ("imds", "arc") and path == TOKEN_PATH or mode == "appservice" and path == self.server.state.args.path:
-            return self.token_request(mode)
+            return self.limited(self.token_request, mode)
         self.entry(404)
         self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
 
@@ -257,11 +317,9 @@ class Handler(common.Handler):
             self.state().set_faults(faults)
             return self.send(200, {"faults": faults})
         if mode == "cloudshell" and path == self.server.state.args.path:
-            raw = self.read_body().decode("utf-8", "replace")
-            form = urllib.parse.parse_qs(raw, keep_blank_values=True)
-            return self.token_request(mode, form=form)
+            return self.limited(self.cloudshell_request)
         if mode == "workload" and path.endswith("/oauth2/v2.0/token"):
-            return self.workload_request()
+            return self.limited(self.workload_request)
         self.read_body()
         self.entry(404)
         self.send(404, {"error": "not_found", "error_description": "no such path %s" % path})
@@ -277,6 +335,11 @@ def main():
     p.add_argument("--log")
     p.add_argument("--identity", action="append")
     p.add_argument("--lifetime", type=int, default=3599)
+    p.add_argument("--token-size", type=int, default=None,
+                   help="length of each access token in bytes (default: about 1.3 KB)")
+    p.add_argument("--limits", action="store_true",
+                   help="enforce IMDS's limits: %d token requests in flight, %d a second; 429 beyond"
+                   % (LIMIT_IN_FLIGHT, LIMIT_PER_SECOND))
     p.add_argument("--fault", action="append", default=[])
     p.add_argument("--mode", choices=["imds", "arc", "appservice", "cloudshell", "workload"], default="imds")
     p.add_argument("--arc-token-dir", default=ARC_TOKEN_DIR)
@@ -284,6 +347,8 @@ def main():
                    help="appservice: the X-IDENTITY-HEADER value expected")
     p.add_argument("--path", default=None, help="appservice/cloudshell: token path (default /msi/token)")
     args = p.parse_args()
+    if args.token_size is not None and args.token_size < MIN_TOKEN_SIZE:
+        p.error("--token-size must be at least %d" % MIN_TOKEN_SIZE)
     if args.path is None:
         args.path = "/msi/token"
     try:
