@@ -24,6 +24,8 @@ long retry_backoff_ms(int attempts_done)
 long retry_attempt_timeout_ms(long budget_ms, long remaining_ms)
 {
     long cap = budget_ms / 3 > RETRY_MIN_ATTEMPT_MS ? budget_ms / 3 : RETRY_MIN_ATTEMPT_MS;
+    if (cap > budget_ms / 2)
+        cap = budget_ms / 2 > 0 ? budget_ms / 2 : 1; /* 0 would mean no limit to libcurl */
     if (remaining_ms < 1)
         return 1;
     return cap < remaining_ms ? cap : remaining_ms;

@@ -9,9 +9,11 @@
 /* Backoff before attempt n+1 (n attempts done): BASE * 2^(n-1), at most MAX. */
 #define RETRY_BASE_DELAY_MS 250L
 #define RETRY_MAX_DELAY_MS 4000L
-/* One attempt may take max(RETRY_MIN_ATTEMPT_MS, budget / 3), never more
- * than what remains: a hanging endpoint is cut off and retried while the
- * budget lasts, and an attempt never ends past the deadline. */
+/* One attempt may take max(RETRY_MIN_ATTEMPT_MS, budget / 3), but never
+ * more than half the budget nor more than what remains: a hanging endpoint
+ * is cut off and retried while the budget lasts (with timeout=1 too: the
+ * half left holds the first backoff and a second attempt), and an attempt
+ * never ends past the deadline. */
 #define RETRY_MIN_ATTEMPT_MS 1000L
 /* An attempt is not started with less than this left of the budget. */
 #define RETRY_MIN_USEFUL_MS 100L

@@ -299,6 +299,15 @@ class FetchTest(unittest.TestCase):
         self.assertEqual(len(emu.requests()), 2)
         self.assertLess(r.elapsed, 5 + SLACK)
 
+    def test_hang_cut_off_within_a_one_second_budget(self):
+        # SPEC: a single attempt never takes the whole budget, however small.
+        emu = self.emulator(faults=["hang"])
+        r = self.fetch("--timeout", "1", endpoint=emu.url)
+        self.assert_ok(r)
+        self.assertTrue(r.stdout.startswith("eyJ"), r.stdout[:20])
+        self.assertEqual(len(emu.requests()), 2)
+        self.assertLess(r.elapsed, 1 + SLACK)
+
     def test_drip(self):
         emu, r = self.assert_budget_kept(["drip"] * 10, 2, "no token within the 2.0 s time budget")
         self.assertGreaterEqual(r.elapsed, 1.9)

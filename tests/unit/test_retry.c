@@ -39,15 +39,20 @@ static void test_backoff_doubles_then_caps(void **state)
 static void test_attempt_timeout(void **state)
 {
     (void)state;
-    /* A third of the budget, at least a second, never beyond what remains. */
+    /* A third of the budget, at least a second, but at most half of it;
+     * never beyond what remains. */
     assert_int_equal(retry_attempt_timeout_ms(5000, 5000), 1666);
     assert_int_equal(retry_attempt_timeout_ms(30000, 30000), 10000);
     assert_int_equal(retry_attempt_timeout_ms(2000, 2000), 1000);
     assert_int_equal(retry_attempt_timeout_ms(2000, 750), 750);
-    assert_int_equal(retry_attempt_timeout_ms(500, 500), 500);
+    assert_int_equal(retry_attempt_timeout_ms(1000, 1000), 500);
+    assert_int_equal(retry_attempt_timeout_ms(1500, 1500), 750);
+    assert_int_equal(retry_attempt_timeout_ms(500, 500), 250);
     assert_int_equal(retry_attempt_timeout_ms(5000, 0), 1);
-    /* never the whole budget when it is above the minimum */
-    assert_true(retry_attempt_timeout_ms(5000, 5000) < 5000);
+    /* never the whole budget, however small */
+    static const long budgets[] = {2, 100, 999, 1000, 1001, 1500, 2999, 5000};
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++)
+        assert_true(retry_attempt_timeout_ms(budgets[i], budgets[i]) < budgets[i]);
 }
 
 static void test_final_outcomes_not_retried(void **state)
@@ -148,7 +153,7 @@ static void test_schedule_never_exceeds_budget(void **state)
             assert_true(elapsed < budget);
         }
         assert_true(attempts <= RETRY_MAX_ATTEMPTS);
-        if (budget >= 2000)
+        if (budget >= 1000)
             assert_true(attempts >= 2); /* a hang is cut off and retried */
     }
 }
