@@ -81,6 +81,8 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
     while ((c = next_option(argc, argv, fetch_options)) != -1) {
         switch (c) {
         case OPT_RESOURCE:
+            if (azid_resource_check(optarg, &err) != AZID_OK)
+                return usage_error(argv[0], "--resource: %s", err.message);
             a->resource = optarg;
             break;
         case OPT_CLIENT_ID:

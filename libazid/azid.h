@@ -157,6 +157,14 @@ typedef enum azid_keyring {
 const char *azid_keyring_name(azid_keyring keyring); /* "session", "user", "persistent" */
 azid_status azid_keyring_parse(const char *name, azid_keyring *out, azid_error *err);
 
+/* The one rule for what a resource may be, applied by the module, the CLI
+ * and the broker before any request: non-empty printable ASCII without
+ * spaces or control characters, and short enough that its key description
+ * "azid:token:<resource>" fits the kernel's 4095 bytes, so at most
+ * AZID_RESOURCE_MAX characters.  AZID_ERR_ARGUMENT saying which rule. */
+#define AZID_RESOURCE_MAX 4084
+azid_status azid_resource_check(const char *resource, azid_error *err);
+
 /* Key descriptions: "azid:token:<resource>" and "azid:secret:<host>/<name>".
  * Returned strings are malloc'ed; NULL when out of memory. */
 char *azid_key_description_token(const char *resource);

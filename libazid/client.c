@@ -45,6 +45,7 @@ static void forget_tokens(azid_client *c)
     free(c->tokens);
     c->tokens = NULL;
     c->ntokens = 0;
+    c->tokens_cap = 0;
 }
 
 static int token_usable(const azid_token *t)
@@ -79,12 +80,10 @@ static void cache_token(azid_client *c, const azid_token *t)
             c->tokens[i] = copy;
             return;
         }
-    azid_token **grown = realloc(c->tokens, (c->ntokens + 1) * sizeof *grown);
-    if (!grown) {
+    if (array_grow(&c->tokens, &c->tokens_cap, c->ntokens + 1, sizeof *c->tokens, 0) != 0) {
         azid_token_free(copy);
         return;
     }
-    c->tokens = grown;
     c->tokens[c->ntokens++] = copy;
 }
 
@@ -125,7 +124,7 @@ static azid_status replace(char **slot, const char *value, azid_error *err)
 {
     char *copy = NULL;
     if (value && !(copy = strdup(value)))
-        return err_set(err, AZID_ERR_NOMEM, "out of memory");
+        return err_nomem(err, NULL);
     free(*slot);
     *slot = copy;
     return AZID_OK;
@@ -164,7 +163,7 @@ azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kin
     }
     if (!selector_name(kind))
         return err_set(err, AZID_ERR_ARGUMENT, "unknown identity kind %d", (int)kind);
-    if (!value || token_find_bad_char(value, strlen(value)) >= 0)
+    if (!text_is_word(value))
         return err_set(err, AZID_ERR_ARGUMENT,
                        "%s= needs a value without spaces or control characters",
                        selector_name(kind));
@@ -306,7 +305,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
     size_t url_len = strlen(call->url) + (call->query ? strlen(call->query) : 0) + 1;
     char *full = malloc(url_len), *auth = NULL;
     if (!full)
-        return err_set(err, AZID_ERR_NOMEM, "out of memory");
+        return err_nomem(err, NULL);
     snprintf(full, url_len, "%s%s", call->url, call->query ? call->query : "");
 
     /* Like a retry, a later request is not started with less than
@@ -355,7 +354,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
                 snprintf(auth, alen, "Authorization: Basic %s", key);
             wipe_free_str(key);
             if (!auth) {
-                st = err_set(err, AZID_ERR_NOMEM, "out of memory");
+                st = err_nomem(err, NULL);
                 goto out;
             }
             headers[n_headers++] = auth;
@@ -448,32 +447,25 @@ static const char *imds_hint(long status, const char *error_text, void *ctx)
 
 /* ---- token requests, per source ------------------------------------------ */
 
-static int has_control_char(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 1;
-    return 0;
-}
-
 /* Reads the federated token (a JWT written by the kubelet; re-read on every
- * request since it rotates). */
+ * request since it rotates).  Kubernetes projects it through symbolic
+ * links, so the link is followed. */
 static azid_status read_assertion(const char *path, char **out, azid_error *err)
 {
-    char *buf = malloc(CLIENT_MAX_ASSERTION + 1);
-    if (!buf)
-        return err_set(err, AZID_ERR_NOMEM, "out of memory");
-    long n = source_view_system()->read_file(NULL, path, buf, CLIENT_MAX_ASSERTION + 1);
-    if (n < 0) {
-        int e = errno;
-        wipe_free(buf, CLIENT_MAX_ASSERTION + 1);
-        return err_set(err, AZID_ERR_SYSTEM,
-                       "cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s", path, strerror(e));
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    char *buf;
+    size_t n;
+    azid_status st = file_read_small(path, "AZURE_FEDERATED_TOKEN_FILE", CLIENT_MAX_ASSERTION,
+                                     FILE_FOLLOW, &buf, &n, NULL, err);
+    if (st == AZID_ERR_NOMEM)
+        return st;
+    if (st == AZID_ERR_SYSTEM)
+        return err_set(err, st, "cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s", path,
+                       strerror(errno));
+    size_t size = CLIENT_MAX_ASSERTION + 1;
+    while (st == AZID_OK && n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    if (n == 0 || n >= CLIENT_MAX_ASSERTION || token_find_bad_char(buf, (size_t)n) >= 0) {
-        wipe_free(buf, CLIENT_MAX_ASSERTION + 1);
+    if (st != AZID_OK || text_bad_char(buf, n) >= 0) {
+        wipe_free(buf, size);
         return err_set(err, AZID_ERR_SYSTEM,
                        "AZURE_FEDERATED_TOKEN_FILE %s is empty, too large or not a token", path);
     }
@@ -490,9 +482,8 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
     *out = NULL;
     if (!client)
         return no_client(err);
-    if (!resource || !*resource || has_control_char(resource))
-        return err_set(err, AZID_ERR_ARGUMENT,
-                       "resource must be a non-empty URI without control characters");
+    if (azid_resource_check(resource, err) != AZID_OK)
+        return AZID_ERR_ARGUMENT;
     if ((*out = cached_token(client, resource)))
         return AZID_OK;
     azid_status st = client_resolve(client, err);
@@ -563,7 +554,7 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
     }
     if (!query || (call.method[0] == 'P' && !body) ||
         (cfg->source == AZID_SOURCE_APPSERVICE && !extra)) {
-        st = err_set(err, AZID_ERR_NOMEM, "out of memory building the token request");
+        st = err_nomem(err, "building the token request");
         goto done;
     }
     call.query = query;

@@ -25,7 +25,7 @@ struct azid_client {
      * session asking for the vault audience both as a resource and for its
      * secrets asks the endpoint once.  Handed out as copies. */
     azid_token **tokens;
-    size_t ntokens;
+    size_t ntokens, tokens_cap;
 };
 
 /* Suggests what to do about a final HTTP status, given the endpoint's

@@ -100,3 +100,9 @@ void wipe_free_str(char *s)
     if (s)
         wipe_free(s, strlen(s));
 }
+
+azid_status err_nomem(azid_error *err, const char *doing)
+{
+    return err_set(err, AZID_ERR_NOMEM, "out of memory%s%s", doing && *doing ? " " : "",
+                   doing ? doing : "");
+}

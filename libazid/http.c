@@ -82,22 +82,7 @@ struct transfer {
  * behind by realloc. */
 static int body_reserve(struct transfer *t, size_t need)
 {
-    struct http_response *r = t->resp;
-    if (need <= t->cap)
-        return 0;
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    char *grown = malloc(cap);
-    if (!grown)
-        return -1;
-    if (r->body) {
-        memcpy(grown, r->body, r->length);
-        wipe_free(r->body, t->cap);
-    }
-    r->body = grown;
-    t->cap = cap;
-    return 0;
+    return array_grow(&t->resp->body, &t->cap, need, 1, 1);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -302,7 +287,7 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
                        curl_easy_strerror(curl_init_result));
     CURL *curl = curl_easy_init();
     if (!curl)
-        return err_set(err, AZID_ERR_NOMEM, "out of memory creating an HTTP handle");
+        return err_nomem(err, "creating an HTTP handle");
 
     char errbuf[CURL_ERROR_SIZE] = "";
     struct transfer t = {.resp = resp, .max_body = req->max_body};
@@ -324,7 +309,7 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         st = err_set(err, AZID_ERR_RESPONSE, "response larger than %zu bytes", req->max_body);
     } else if (t.nomem) {
-        st = err_set(err, AZID_ERR_NOMEM, "out of memory reading the response");
+        st = err_nomem(err, "reading the response");
     } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
         /* Not transient: retrying cannot make the certificate trusted. */
         if (req->ca_file)
@@ -345,7 +330,7 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     } else {
         st = AZID_OK;
         if (!resp->body && body_reserve(&t, 1) != 0)
-            return err_set(err, AZID_ERR_NOMEM, "out of memory reading the response");
+            return err_nomem(err, "reading the response");
         resp->body[resp->length] = '\0';
     }
     return st;

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define AZID_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
@@ -19,6 +20,9 @@ azid_status err_set_http(azid_error *err, azid_status status, long http_status,
                          const char *fmt, ...) AZID_PRINTF(4, 5);
 /* Resets err to AZID_OK with an empty message. */
 void err_clear(azid_error *err);
+/* AZID_ERR_NOMEM with "out of memory <doing>" ("out of memory" when doing
+ * is NULL or ""), e.g. err_nomem(err, "reading the response"). */
+azid_status err_nomem(azid_error *err, const char *doing);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
@@ -27,5 +31,33 @@ int64_t now_ms(void);
 void wipe_free(void *p, size_t n);
 /* wipe_free of a NUL-terminated string. */
 void wipe_free_str(char *s);
+
+/* ---- small shared helpers (util.c) ---- */
+
+/* Makes room for at least need items of size bytes in the array *items
+ * points to (any T **), whose allocation holds *capacity items: it doubles,
+ * starting at 8.  With wipe the old block is copied and wiped instead of
+ * realloc'ed, for arrays that hold secrets.  0, or -1 when out of memory or
+ * the size overflows (then nothing changed). */
+int array_grow(void *items, size_t *capacity, size_t need, size_t size, int wipe);
+
+/* The one rule for a word: non-empty printable ASCII with no space or
+ * control character (what goes into an HTTP header, a URL query or a key
+ * description).  text_bad_char returns the offset of the first bad byte,
+ * -1 when the value is a word, 0 when it is empty. */
+long text_bad_char(const char *value, size_t length);
+int text_is_word(const char *value); /* NULL is not a word */
+
+/* Reads a small file into *data (malloc'ed, NUL-terminated; wipe it after
+ * use: it may be a key), refusing anything but a regular file of 1 to max
+ * bytes.  The last component must not be a symbolic link unless flags has
+ * FILE_FOLLOW (Kubernetes projects tokens through links).  what names the
+ * file in messages ("the Arc key file").  *st (may be NULL) gets the file's
+ * status from the open descriptor.  AZID_ERR_SYSTEM (cannot open or read,
+ * errno kept), AZID_ERR_ARGUMENT (not regular, empty, too large),
+ * AZID_ERR_NOMEM. */
+#define FILE_FOLLOW 1u
+azid_status file_read_small(const char *path, const char *what, size_t max, unsigned flags,
+                            char **data, size_t *length, struct stat *st, azid_error *err);
 
 #endif

@@ -34,6 +34,11 @@
     (KEY_POS_VIEW | KEY_POS_READ | KEY_POS_WRITE | KEY_POS_SEARCH | KEY_POS_SETATTR |     \
      KEY_USR_VIEW)
 
+/* The kernel refuses longer descriptions (KEY_MAX_DESC_SIZE less the NUL). */
+#define DESCRIPTION_MAX 4095
+_Static_assert(sizeof TOKEN_PREFIX - 1 + AZID_RESOURCE_MAX == DESCRIPTION_MAX,
+               "AZID_RESOURCE_MAX follows from the token prefix and the kernel's limit");
+
 /* Bounds for walking keyrings in azid_keyring_list. */
 #define LIST_MAX_KEYRINGS 64
 #define LIST_MAX_KEYS 1024
@@ -51,6 +56,26 @@ static char *join3(const char *a, const char *b, const char *sep, const char *c)
     memcpy(s + la + lb, sep, ls);
     memcpy(s + la + lb + ls, c, lc + 1);
     return s;
+}
+
+azid_status azid_resource_check(const char *resource, azid_error *err)
+{
+    if (!resource || !*resource)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "the resource is empty; name one, e.g. https://vault.azure.net");
+    size_t n = strlen(resource);
+    long bad = text_bad_char(resource, n);
+    if (bad >= 0)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "resource '%.*s...' has a space, control or non-ASCII character at "
+                       "offset %ld; a resource is one word of printable ASCII, e.g. "
+                       "https://vault.azure.net", (int)(bad < 80 ? bad : 80), resource, bad);
+    if (n > AZID_RESOURCE_MAX)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "resource '%.40s...' has %zu characters; at most %d fit in the key "
+                       "description " TOKEN_PREFIX "<resource> (the kernel's limit is %d bytes)",
+                       resource, n, AZID_RESOURCE_MAX, DESCRIPTION_MAX);
+    return AZID_OK;
 }
 
 char *azid_key_description_token(const char *resource)
@@ -80,14 +105,14 @@ static azid_status unavailable(azid_error *err, int e, const char *what)
 
 static void read_sysctl(const char *name, char *buf, size_t size)
 {
-    char path[128];
+    char path[128], *text;
     snprintf(path, sizeof path, "/proc/sys/kernel/keys/%s", name);
-    FILE *f = fopen(path, "re");
-    if (!f || !fgets(buf, (int)size, f))
+    if (file_read_small(path, "", size - 1, 0, &text, NULL, NULL, NULL) != AZID_OK) {
         snprintf(buf, size, "?");
-    if (f)
-        fclose(f);
-    buf[strcspn(buf, "\n")] = '\0';
+        return;
+    }
+    snprintf(buf, size, "%.*s", (int)strcspn(text, "\n"), text);
+    free(text);
 }
 
 /* Maps the errno of a failed store step to a status and message. */
@@ -632,7 +657,7 @@ azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx)
 {
     struct walk *w = calloc(1, sizeof *w);
     if (!w)
-        return err_set(err, AZID_ERR_NOMEM, "out of memory listing keys");
+        return err_nomem(err, "listing keys");
     key_serial_t s = keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0);
     if (s < 0 && facility_unavailable(errno)) {
         free(w);
@@ -658,7 +683,7 @@ azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx)
         }
         err_clear(err);
     } else {
-        err_set(err, st, "out of memory listing keys");
+        err_nomem(err, "listing keys");
     }
     for (size_t i = 0; i < w->nkeys; i++)
         free(w->keys[i].description);

@@ -154,7 +154,7 @@ azid_status keyvault_parse_secret(const char *body, size_t length, const secret_
     else if ((st = check_attributes(root, now_epoch, &expires_on, err)) == AZID_OK) {
         *out = secret_new(json_string_value(value), json_string_length(value), url, expires_on);
         if (!*out)
-            st = err_set(err, AZID_ERR_NOMEM, "out of memory storing the secret");
+            st = err_nomem(err, "storing the secret");
     }
     /* jansson's copy of the value is wiped before the tree is freed. */
     if (json_is_string(value))
@@ -229,7 +229,7 @@ azid_status azid_client_get_secret(azid_client *client, const char *secret_url_t
         snprintf(auth, auth_size, "Authorization: Bearer %s", azid_token_value(token));
     azid_token_free(token);
     if (!auth)
-        return err_set(err, AZID_ERR_NOMEM, "out of memory building the Key Vault request");
+        return err_nomem(err, "building the Key Vault request");
 
     /* http.c adds "Accept: application/json" to every request. */
     const char *headers[] = {auth, NULL};

@@ -33,17 +33,12 @@ static int system_path_exists(void *ctx, const char *path)
 static long system_read_file(void *ctx, const char *path, char *buf, size_t size)
 {
     (void)ctx;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char *data;
+    size_t n;
+    if (file_read_small(path, "", size - 1, 0, &data, &n, NULL, NULL) != AZID_OK)
         return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    int e = errno;
-    close(fd);
-    if (n < 0) {
-        errno = e; /* the caller names the reason */
-        return -1;
-    }
-    buf[n] = '\0';
+    memcpy(buf, data, n + 1);
+    wipe_free(data, size);
     return (long)n;
 }
 
@@ -136,7 +131,7 @@ static azid_status configure(const struct source_view *v, azid_source source, co
                            "source appservice needs IDENTITY_HEADER in the environment (set by "
                            "App Service); it is not set");
         /* It is sent as a header: a CR or LF would add headers of its own. */
-        if (source == AZID_SOURCE_APPSERVICE && token_find_bad_char(header, strlen(header)) >= 0)
+        if (source == AZID_SOURCE_APPSERVICE && text_bad_char(header, strlen(header)) >= 0)
             return err_set(err, AZID_ERR_ARGUMENT,
                            "IDENTITY_HEADER holds a space or control character; it cannot be "
                            "sent as a header");
@@ -192,7 +187,7 @@ static azid_status configure(const struct source_view *v, azid_source source, co
     return AZID_OK;
 nomem:
     free(url);
-    return err_set(err, AZID_ERR_NOMEM, "out of memory configuring the %s source", label);
+    return err_nomem(err, "configuring the source");
 }
 
 /* Detection proper: which source the environment and machine point at. */
@@ -241,42 +236,40 @@ azid_status source_resolve(const struct source_view *view, azid_source wanted,
     return st;
 }
 
-/* Appends "<sep>name=<encoded value>" to *q; -1 when out of memory.  The
- * value may be a credential (the workload assertion): every intermediate
- * copy is wiped, and the buffer grows by copying, not realloc. */
-static int append_param(char **q, size_t *len, char sep, const char *name, const char *value)
+/* A query or form being built; it may hold a credential (the workload
+ * assertion), so it grows by copying and wiping. */
+struct params {
+    char *text;
+    size_t length, capacity;
+};
+
+/* Appends "<sep>name=<encoded value>"; -1 when out of memory. */
+static int append_param(struct params *p, char sep, const char *name, const char *value)
 {
     char *enc = http_escape(value);
     if (!enc)
         return -1;
     size_t add = 1 + strlen(name) + 1 + strlen(enc);
-    char *grown = malloc(*len + add + 1);
-    if (!grown) {
-        wipe_free_str(enc);
-        return -1;
+    int rc = array_grow(&p->text, &p->capacity, p->length + add + 1, 1, 1);
+    if (rc == 0) {
+        snprintf(p->text + p->length, add + 1, "%c%s=%s", sep, name, enc);
+        p->length += add;
     }
-    if (*q)
-        memcpy(grown, *q, *len);
-    snprintf(grown + *len, add + 1, "%c%s=%s", sep, name, enc);
-    wipe_free(*q, *len);
-    *q = grown;
-    *len += add;
     wipe_free_str(enc);
-    return 0;
+    return rc;
 }
 
 char *source_token_query(const char *api_version, const char *resource,
                          const char *selector_name, const char *selector_value)
 {
-    char *q = NULL;
-    size_t len = 0;
-    if ((api_version && append_param(&q, &len, '?', "api-version", api_version) != 0) ||
-        append_param(&q, &len, api_version ? '&' : '?', "resource", resource) != 0 ||
-        (selector_name && append_param(&q, &len, '&', selector_name, selector_value) != 0)) {
-        free(q);
+    struct params q = {NULL, 0, 0};
+    if ((api_version && append_param(&q, '?', "api-version", api_version) != 0) ||
+        append_param(&q, api_version ? '&' : '?', "resource", resource) != 0 ||
+        (selector_name && append_param(&q, '&', selector_name, selector_value) != 0)) {
+        free(q.text);
         return NULL;
     }
-    return q;
+    return q.text;
 }
 
 char *source_workload_form(const char *client_id, const char *assertion, const char *resource)
@@ -290,22 +283,20 @@ char *source_workload_form(const char *client_id, const char *assertion, const c
     strcpy(scope, resource);
     if (!has_suffix)
         strcat(scope, suffix);
-    char *form = NULL;
-    size_t len = 0;
-    int fail = append_param(&form, &len, '&', "client_id", client_id) != 0 ||
-               append_param(&form, &len, '&', "scope", scope) != 0 ||
-               append_param(&form, &len, '&', "grant_type", "client_credentials") != 0 ||
-               append_param(&form, &len, '&', "client_assertion_type",
+    struct params form = {NULL, 0, 0};
+    int fail = append_param(&form, '&', "client_id", client_id) != 0 ||
+               append_param(&form, '&', "scope", scope) != 0 ||
+               append_param(&form, '&', "grant_type", "client_credentials") != 0 ||
+               append_param(&form, '&', "client_assertion_type",
                             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0 ||
-               append_param(&form, &len, '&', "client_assertion", assertion) != 0;
+               append_param(&form, '&', "client_assertion", assertion) != 0;
     free(scope);
     if (fail) {
-        if (form)
-            wipe_free(form, len);
+        wipe_free(form.text, form.capacity);
         return NULL;
     }
-    memmove(form, form + 1, len); /* drop the leading '&' */
-    return form;
+    memmove(form.text, form.text + 1, form.length); /* drop the leading '&' */
+    return form.text;
 }
 
 azid_status source_arc_read_key(const char *www_authenticate, const char *key_dir,
@@ -318,7 +309,7 @@ azid_status source_arc_read_key(const char *www_authenticate, const char *key_di
                        "HTTP 401 without a 'WWW-Authenticate: Basic realm=<key file>' challenge");
     const char *path = www_authenticate + sizeof prefix - 1;
     size_t dlen = strlen(key_dir), plen = strlen(path);
-    if (plen && token_find_bad_char(path, plen) >= 0)
+    if (plen && text_bad_char(path, plen) >= 0)
         return err_set(err, AZID_ERR_RESPONSE,
                        "the Arc challenge names a key file with spaces or control characters; "
                        "refusing to read it");
@@ -329,43 +320,23 @@ azid_status source_arc_read_key(const char *www_authenticate, const char *key_di
         return err_set(err, AZID_ERR_RESPONSE,
                        "the Arc challenge names key file '%.200s', which is not a .key file "
                        "directly in %s; refusing to read it", path, key_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return err_set(err, AZID_ERR_SYSTEM, "cannot open the Arc key file %s: %s%s", path,
-                       strerror(e), e == EACCES ? " (only root and the himds group may read it)" : "");
+    char *buf;
+    size_t n;
+    azid_status st = file_read_small(path, "the Arc key file", SOURCE_ARC_KEY_MAX, 0, &buf, &n,
+                                     NULL, err);
+    if (st == AZID_ERR_SYSTEM && errno == EACCES)
+        return err_set(err, st, "cannot open the Arc key file %s: %s (only root and the himds "
+                       "group may read it)", path, strerror(EACCES));
+    if (st == AZID_ERR_ARGUMENT && err)
+        err->status = AZID_ERR_RESPONSE; /* the server named it */
+    if (st != AZID_OK)
+        return st == AZID_ERR_ARGUMENT ? AZID_ERR_RESPONSE : st;
+    if (text_bad_char(buf, n) >= 0) {
+        wipe_free(buf, SOURCE_ARC_KEY_MAX + 1);
+        return err_set(err, AZID_ERR_RESPONSE,
+                       "the Arc key file %s holds characters that cannot go in an HTTP header",
+                       path);
     }
-    struct stat sb;
-    azid_status st = AZID_OK;
-    if (fstat(fd, &sb) != 0)
-        st = err_set(err, AZID_ERR_SYSTEM, "cannot stat the Arc key file %s: %s", path,
-                     strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = err_set(err, AZID_ERR_RESPONSE, "the Arc key file %s is not a regular file", path);
-    else if (sb.st_size > SOURCE_ARC_KEY_MAX || sb.st_size == 0)
-        st = err_set(err, AZID_ERR_RESPONSE,
-                     "the Arc key file %s has %lld bytes; expected 1 to %d", path,
-                     (long long)sb.st_size, SOURCE_ARC_KEY_MAX);
-    char *buf = NULL;
-    if (st == AZID_OK && !(buf = malloc((size_t)sb.st_size + 1)))
-        st = err_set(err, AZID_ERR_NOMEM, "out of memory reading the Arc key file");
-    if (st == AZID_OK) {
-        ssize_t n = read(fd, buf, (size_t)sb.st_size);
-        if (n != sb.st_size)
-            st = err_set(err, AZID_ERR_SYSTEM, "cannot read the Arc key file %s: %s", path,
-                         n < 0 ? strerror(errno) : "short read");
-        else {
-            buf[n] = '\0';
-            if (token_find_bad_char(buf, (size_t)n) >= 0)
-                st = err_set(err, AZID_ERR_RESPONSE,
-                             "the Arc key file %s holds characters that cannot go in an HTTP "
-                             "header", path);
-        }
-        if (st != AZID_OK)
-            wipe_free(buf, (size_t)sb.st_size + 1);
-        else
-            *key = buf;
-    }
-    close(fd);
-    return st;
+    *key = buf;
+    return AZID_OK;
 }

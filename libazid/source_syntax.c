@@ -43,10 +43,7 @@ azid_status azid_source_parse(const char *name, azid_source *out, azid_error *er
 /* A path of printable ASCII without spaces, query or fragment. */
 static int plain_path(const char *p)
 {
-    for (; *p; p++)
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '?' || *p == '#')
-            return 0;
-    return 1;
+    return text_is_word(p) && !strpbrk(p, "?#");
 }
 
 azid_status source_check_url(const char *what, const char *url, int path_ok, azid_error *err)

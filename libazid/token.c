@@ -69,16 +69,6 @@ const char *azid_token_type(const azid_token *token)
     return token ? token->type : NULL;
 }
 
-long token_find_bad_char(const char *value, size_t length)
-{
-    if (length == 0)
-        return 0;
-    for (size_t i = 0; i < length; i++)
-        if ((unsigned char)value[i] <= 0x20 || (unsigned char)value[i] >= 0x7f)
-            return (long)i;
-    return -1;
-}
-
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -212,7 +202,7 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
         err_set(err, AZID_ERR_RESPONSE, "response has an empty access_token");
         goto done;
     }
-    long bad = token_find_bad_char(value, value_len);
+    long bad = text_bad_char(value, value_len);
     if (bad >= 0) {
         err_set(err, AZID_ERR_RESPONSE,
                 "access_token has a space, control or non-ASCII character at offset %ld; a "
@@ -223,7 +213,7 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
         goto done;
     if (r == 0)
         type = "Bearer";
-    else if (token_find_bad_char(type, type_len) >= 0) {
+    else if (text_bad_char(type, type_len) >= 0) {
         err_set(err, AZID_ERR_RESPONSE, "response field token_type is empty or not printable");
         goto done;
     }
@@ -259,7 +249,7 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
     }
 
     *out = token_new(value, value_len, expires_on, resource, type);
-    st = *out ? AZID_OK : err_set(err, AZID_ERR_NOMEM, "out of memory storing the token");
+    st = *out ? AZID_OK : err_nomem(err, "storing the token");
 done:
     /* jansson's copy of the token is wiped before the tree is freed. */
     {

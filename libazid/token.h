@@ -39,9 +39,4 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
  * characters replaced; "" when the body says nothing usable. */
 void token_describe_error(const char *body, size_t length, char *buf, size_t size);
 
-/* Validates what goes into an HTTP header or a keyring payload: non-empty
- * printable ASCII without spaces.  Returns the offset of the first bad
- * character, or -1 when the value is acceptable (0 for an empty one). */
-long token_find_bad_char(const char *value, size_t length);
-
 #endif

@@ -165,7 +165,8 @@ class FetchTest(unittest.TestCase):
 
     def test_request_shape(self):
         emu = self.emulator()
-        resource = "https://x.example/a b&client_id=evil#frag"
+        # (a space is refused before any request: test_resource_refused_before_any_request)
+        resource = "https://x.example/a%20b&client_id=evil#frag"
         self.assert_ok(self.fetch("--resource", resource, endpoint=emu.url))
         (req,) = emu.requests()
         self.assertEqual(req["method"], "GET")
@@ -216,6 +217,26 @@ class FetchTest(unittest.TestCase):
                 r = self.fetch(*(extra + args))
                 self.assert_fails(r, 2, fragment)
         self.assertEqual(emu.requests(), [])
+
+    def test_resource_refused_before_any_request(self):
+        # the module's rule (resource=a b is refused) and the kernel's limit
+        # on azid:token:<resource> (4095 bytes), before IMDS is asked
+        emu = self.emulator()
+        cases = [
+            ("a b", "has a space, control or non-ASCII character at offset 1"),
+            ("", "the resource is empty"),
+            ("https://x/" + "a" * 4075, "has 4085 characters; at most 4084 fit in the key description"),
+        ]
+        for resource, fragment in cases:
+            with self.subTest(resource=resource[:20]):
+                r = self.fetch("--endpoint", emu.url, "--resource", resource)
+                self.assert_fails(r, 2, "--resource: ", fragment)
+        self.assertEqual(emu.requests(), [])
+        longest = "https://x/" + "a" * 4074
+        r = self.fetch("--endpoint", emu.url, "--resource", longest)
+        self.assert_ok(r)
+        (req,) = emu.requests()
+        self.assertEqual(req["query"]["resource"], [longest])
 
     def test_help(self):
         r = self.fetch("--help")

@@ -233,18 +233,6 @@ static void test_error_bodies(void **state)
     assert_int_equal(strlen(small), sizeof small - 1);
 }
 
-static void test_bad_char_finder(void **state)
-{
-    (void)state;
-    assert_int_equal(token_find_bad_char("abc", 3), -1);
-    assert_int_equal(token_find_bad_char("", 0), 0);
-    assert_int_equal(token_find_bad_char("a b", 3), 1);
-    assert_int_equal(token_find_bad_char("ab\x7f", 3), 2);
-    assert_int_equal(token_find_bad_char("a\tb", 3), 1);
-    static const char punct[] = "~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}";
-    assert_int_equal(token_find_bad_char(punct, strlen(punct)), -1);
-}
-
 static void test_token_new_and_free(void **state)
 {
     (void)state;
@@ -273,7 +261,6 @@ int main(void)
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_token_type_defects),
         cmocka_unit_test(test_error_bodies),
-        cmocka_unit_test(test_bad_char_finder),
         cmocka_unit_test(test_token_new_and_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
