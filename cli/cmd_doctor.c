@@ -127,6 +127,13 @@ static void check_config(struct doctor *d, azid_status status, const azid_error 
                 "%s is valid and safe; for user %s it grants %zu resource(s) and %zu "
                 "secret(s)", path, user ? user : "(none)", resources, secrets);
     }
+    if (status == AZID_OK && !unreadable_by_user(path) && !azid_config_grants_anyone(config))
+        finding(d, FINDING_WARN, "policy",
+                "%s grants nothing to anyone, and nothing is granted implicitly, so pam_azid "
+                "stores no token at any login (unless its line in /etc/pam.d names resource= "
+                "or secret=); to grant one, write in %s 'resource = https://vault.azure.net' "
+                "for everyone, or 'Match group GROUP' and then that line for one group",
+                path, path);
 }
 
 /* Whether the endpoint checks can go on. */

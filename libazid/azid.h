@@ -20,6 +20,8 @@
 extern "C" {
 #endif
 
+/* What `azid fetch` and `azid doctor` ask for when no resource is named.
+ * The configuration never grants it, or anything, implicitly. */
 #define AZID_DEFAULT_RESOURCE "https://management.azure.com/"
 #define AZID_DEFAULT_TIMEOUT_MS 5000
 /* Keys expire this many seconds before the token does. */
@@ -227,10 +229,13 @@ azid_status azid_config_load(azid_config *config, const char *user, azid_error *
 /* The effective value of a scalar setting as text ("timeout" -> "5"), NULL
  * for an unknown key or an unset one without a default. */
 const char *azid_config_get(const azid_config *config, const char *key);
-/* Resources and secret URLs granted; the default resource when no resource
- * is named anywhere. */
+/* Resources and secret URLs granted to the user; none when nothing grants
+ * any (nothing is granted implicitly). */
 size_t azid_config_resources(const azid_config *config, const char *const **list);
 size_t azid_config_secrets(const azid_config *config, const char *const **list);
+/* Whether the arguments or any line of the file, in whichever Match block,
+ * grant a resource or secret to anyone; 0 means every login gets nothing. */
+int azid_config_grants_anyone(const azid_config *config);
 long azid_config_timeout_ms(const azid_config *config);
 azid_keyring azid_config_keyring(const azid_config *config);
 int azid_config_fail_closed(const azid_config *config);

@@ -201,8 +201,8 @@ static int check_resource(const config_option *option, const char *value, char *
     (void)option;
     if (is_word(value))
         return 0;
-    snprintf(expect, size, "a resource URI or application ID with no spaces, e.g. %s",
-             AZID_DEFAULT_RESOURCE);
+    snprintf(expect, size,
+             "a resource URI or application ID with no spaces, e.g. https://vault.azure.net");
     return -1;
 }
 
@@ -341,7 +341,7 @@ static const char *const flag_words[] = {"no", "yes", NULL};
 #define IDENTITY_DOC "; at most one of " IDENTITY_KEYS
 
 static const config_option options[] = {
-    {"resource", CONFIG_LIST, 1, AZID_DEFAULT_RESOURCE, NULL, "URI",
+    {"resource", CONFIG_LIST, 1, NULL, "none granted (nothing is granted implicitly)", "URI",
      "resource (audience) to get a token for; repeatable", check_resource, NULL,
      LIST_RESOURCE, AZID_IDENTITY_SYSTEM, 0},
     {"secret", CONFIG_LIST, 1, NULL, "none", "URL",
@@ -458,14 +458,14 @@ struct file_layer {
     struct items lists[NLISTS];
     struct match_record *matches;
     size_t nmatches, cap;
-    int names_resource; /* a resource line anywhere, matching or not */
+    int grants; /* a resource or secret line anywhere, applying or not */
 };
 
 enum file_state { FILE_NOT_READ, FILE_ABSENT, FILE_READ, FILE_REFUSED };
 
 struct effective {
     const char **names;       /* NULL-terminated */
-    const struct item **from; /* NULL entry: the default */
+    const struct item **from;
     size_t n;
 };
 
@@ -567,8 +567,8 @@ static azid_status lists_rebuild(azid_config *cfg)
     azid_status status = AZID_OK;
     for (int l = 0; l < NLISTS; l++) {
         const struct items *levels[] = {&cfg->arg_lists[l], &cfg->file.lists[l]};
-        size_t max = levels[0]->n + levels[1]->n + 1;
-        struct effective e = {calloc(max + 1, sizeof *e.names), calloc(max, sizeof *e.from), 0};
+        size_t max = levels[0]->n + levels[1]->n;
+        struct effective e = {calloc(max + 1, sizeof *e.names), calloc(max + 1, sizeof *e.from), 0};
         effective_free(&cfg->effective[l]);
         if (!e.names || !e.from) {
             effective_free(&e);
@@ -586,10 +586,6 @@ static azid_status lists_rebuild(azid_config *cfg)
                     e.from[e.n++] = it;
                 }
             }
-        /* The default only when nothing names a resource, so a user the
-         * file grants nothing gets nothing. */
-        if (l == LIST_RESOURCE && !e.n && !cfg->file.names_resource)
-            e.names[e.n++] = AZID_DEFAULT_RESOURCE;
         cfg->effective[l] = e;
     }
     return status;
@@ -841,8 +837,7 @@ static azid_status parse_setting(struct parser *p, const config_option *option, 
         return AZID_OK;
     }
     if (option->type == CONFIG_LIST) {
-        if (option->slot == LIST_RESOURCE)
-            fl->names_resource = 1;
+        fl->grants = 1;
         if (applies && items_push(&fl->lists[option->slot], value, p->line, match) != AZID_OK)
             return out_of_memory(p);
         return AZID_OK;
@@ -1232,6 +1227,12 @@ size_t azid_config_secrets(const azid_config *cfg, const char *const **list)
     return effective_list(cfg, LIST_SECRET, list);
 }
 
+int azid_config_grants_anyone(const azid_config *cfg)
+{
+    return cfg && (cfg->file.grants || cfg->arg_lists[LIST_RESOURCE].n ||
+                   cfg->arg_lists[LIST_SECRET].n);
+}
+
 long azid_config_timeout_ms(const azid_config *cfg)
 {
     long ms = cfg ? seconds_to_ms(azid_config_get(cfg, "timeout")) : -1;
@@ -1375,17 +1376,10 @@ static void dump_list(const azid_config *cfg, const config_option *option, emit_
     const struct effective *e = &cfg->effective[option->slot];
     char from[1024];
     for (size_t i = 0; i < e->n; i++) {
-        if (e->from[i])
-            origin(cfg, e->from[i]->line, e->from[i]->match, from, sizeof from);
-        emitf(emit, ctx, "%s=%s (%s)", option->name, e->names[i],
-              e->from[i] ? from : "default");
+        origin(cfg, e->from[i]->line, e->from[i]->match, from, sizeof from);
+        emitf(emit, ctx, "%s=%s (%s)", option->name, e->names[i], from);
     }
-    if (e->n)
-        return;
-    if (option->default_value)
-        emitf(emit, ctx, "%s: none for this user (the config file names %ss for others only)",
-              option->name, option->name);
-    else
+    if (!e->n)
         emitf(emit, ctx, "%s: %s", option->name, option->unset_means);
 }
 

@@ -197,6 +197,32 @@ class Doctor(unittest.TestCase):
         self.assertEqual((r.rc, level), (1, "FAIL"))
         self.assertIn(self.config + ":3", detail)
 
+    def test_policy_grants_nothing(self):
+        # Nothing is granted implicitly: a policy naming no resource or
+        # secret anywhere gives every login nothing, and doctor says so.
+        self.config = box.write("empty.conf", "# nothing yet\ntimeout = 3\n")
+        r = self.doctor()
+        f = findings(r)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("grants 0 resource(s) and 0 secret(s)", f["config"][1])
+        self.assertEqual(f["policy"], (
+            "warn", "%s grants nothing to anyone, and nothing is granted implicitly, so pam_azid "
+            "stores no token at any login (unless its line in /etc/pam.d names resource= or "
+            "secret=); to grant one, write in %s 'resource = https://vault.azure.net' for "
+            "everyone, or 'Match group GROUP' and then that line for one group"
+            % (self.config, self.config)))
+        # A missing file grants nothing either.
+        self.config = box.path("absent.conf")
+        self.assertEqual(findings(self.doctor())["policy"][0], "warn")
+        # A grant to someone else is a policy: nothing to warn about.
+        self.config = box.write("others.conf", "Match user someone-else\nsecret = "
+                                "https://kv1.vault.azure.net/secrets/x\n")
+        f = findings(self.doctor())
+        self.assertIn("grants 0 resource(s) and 0 secret(s)", f["config"][1])
+        self.assertNotIn("policy", f)
+        self.config = box.write("good.conf", "resource = https://vault.azure.net\n")
+        self.assertNotIn("policy", findings(self.doctor()))
+
     def test_pam_stacks(self):
         self.pam = write_pam("pam-mixed", {
             "common-session": GOOD_PAM["common-session"],

@@ -93,11 +93,21 @@ class Session(unittest.TestCase):
             self.assertKey(r, resource, tokens[resource], 54400, by_resource[resource]["expires_on"])
         self.assertNotEqual(tokens[VAULT], tokens[ARM])
 
-    def test_default_resource(self):
+    def test_nothing_granted_implicitly(self):
+        # No resource= argument and no grant in the file: no default
+        # resource, so no key, no request, and without debug not a word.
         emu = self.emulator()
         r = self.run_pam(["endpoint=" + emu.url])
-        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
-        self.assertEqual(list(r.keys), ["azid:token:" + ARM])
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertEqual((r.keys, r.logs), ({}, []))
+        r = self.run_pam(["endpoint=" + emu.url, "debug"])
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertEqual(r.keys, {})
+        self.assertIn("(user azuser) granted no resources or secrets: nothing to do", r.lines("DEBUG"))
+        self.assertIn("(user azuser) setting: resource: none granted (nothing is granted implicitly)",
+                      r.lines("DEBUG"))
+        self.assertEqual(r.lines("ERR") + r.lines("INFO"), [])
+        self.assertEqual(emu.requests(), [])
 
     # ---- guards: nothing into a keyring that is not this login's --------------
 

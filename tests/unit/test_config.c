@@ -142,7 +142,7 @@ static void test_defaults(void **state)
 {
     (void)state;
     azid_config *cfg = new_config();
-    assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+    assert_resources(cfg, NONE); /* nothing is granted implicitly */
     assert_secrets(cfg, NONE);
     assert_int_equal(azid_config_timeout_ms(cfg), AZID_DEFAULT_TIMEOUT_MS);
     assert_string_equal(azid_config_get(cfg, "timeout"), "5");
@@ -164,7 +164,7 @@ static void test_defaults(void **state)
 
     assert_dump_line(cfg, "config file " AZID_CONFIG_PATH ": not read");
     assert_dump_line(cfg, "timeout=5 (default)");
-    assert_dump_line(cfg, "resource=" AZID_DEFAULT_RESOURCE " (default)");
+    assert_dump_line(cfg, "resource: none granted (nothing is granted implicitly)");
     assert_dump_line(cfg, "secret: none");
     assert_dump_line(cfg, "identity: system-assigned identity (default)");
     assert_dump_line(cfg, "endpoint: not set, the detected source's endpoint");
@@ -520,7 +520,7 @@ static void test_file_syntax(void **state)
     static const char *const empty[] = {"", "\n", "\r\n", "\n\n\n", "# x", "#\n#\r\n  # y"};
     for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
         apply_text_ok(cfg, empty[i], "alice", NULL);
-        assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+        assert_resources(cfg, NONE);
         assert_int_equal(azid_config_timeout_ms(cfg), AZID_DEFAULT_TIMEOUT_MS);
     }
     azid_config_free(cfg);
@@ -708,7 +708,9 @@ static void test_match_user_and_group(void **state)
     azid_config_free(cfg);
 }
 
-static void test_default_resource_rule(void **state)
+/* Nothing is granted implicitly: a user granted nothing gets nothing,
+ * whether or not the file grants anything to others. */
+static void test_nothing_granted_implicitly(void **state)
 {
     (void)state;
     static const char dba_only[] = "Match group dba\nresource = https://X\n";
@@ -721,17 +723,25 @@ static void test_default_resource_rule(void **state)
     apply_text_ok(cfg, dba_only, "bob", LIST("bob"));
     assert_int_equal(azid_config_resources(cfg, NULL), 0);
     assert_resources(cfg, NONE);
-    assert_dump_line(cfg, "resource: none for this user (the config file names resources for "
-                          "others only)");
+    assert_dump_line(cfg, "resource: none granted (nothing is granted implicitly)");
     assert_dump_line(cfg, "Match group dba (line 1): does not apply");
+    assert_true(azid_config_grants_anyone(cfg));
 
-    /* A file naming no resource leaves the default. */
+    /* A file naming no resource grants none: there is no default. */
     apply_text_ok(cfg, "timeout = 2\nMatch group dba\nkeyring = user\n", "bob", LIST("bob"));
-    assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+    assert_resources(cfg, NONE);
+    assert_secrets(cfg, NONE);
+    assert_false(azid_config_grants_anyone(cfg));
+    apply_text_ok(cfg, "Match user carol\nsecret = " VAULT_SECRET "\n", "bob", LIST("bob"));
+    assert_true(azid_config_grants_anyone(cfg));
+    apply_text_ok(cfg, "", "bob", LIST("bob"));
+    assert_false(azid_config_grants_anyone(cfg));
+    assert_false(azid_config_grants_anyone(NULL));
 
-    /* An argument naming a resource replaces the default. */
+    /* Arguments grant what they name, and only that. */
     apply_args(cfg, LIST("resource=https://arg"));
     assert_resources(cfg, LIST("https://arg"));
+    assert_true(azid_config_grants_anyone(cfg));
     apply_text_ok(cfg, dba_only, "bob", LIST("bob"));
     assert_resources(cfg, LIST("https://arg"));
     azid_config_free(cfg);
@@ -805,7 +815,7 @@ static void test_reload_replaces_file(void **state)
     azid_config *cfg = new_config();
     apply_text_ok(cfg, "resource = https://first\ntimeout = 8\n", NULL, NULL);
     apply_text_ok(cfg, "secret = " VAULT_SECRET "\n", NULL, NULL);
-    assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+    assert_resources(cfg, NONE);
     assert_secrets(cfg, LIST(VAULT_SECRET));
     assert_int_equal(azid_config_timeout_ms(cfg), AZID_DEFAULT_TIMEOUT_MS);
     azid_config_free(cfg);
@@ -976,7 +986,7 @@ static void test_load_missing_file(void **state)
     azid_error err;
     apply_args(cfg, LIST("timeout=4"));
     assert_int_equal(load(cfg, "/nonexistent-azid-dir/azid.conf", "root", &err), AZID_OK);
-    assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+    assert_resources(cfg, NONE);
     assert_int_equal(azid_config_timeout_ms(cfg), 4000);
     assert_dump_line(cfg, "config file /nonexistent-azid-dir/azid.conf: not present");
     azid_config_free(cfg);
@@ -996,7 +1006,7 @@ static void expect_refused(const char *dir, const char *path, const char *messag
     assert_int_equal(err.status, AZID_ERR_CONFIG);
     assert_contains(err.message, path);
     assert_contains(err.message, message);
-    assert_resources(cfg, LIST(AZID_DEFAULT_RESOURCE));
+    assert_resources(cfg, NONE);
     struct dump d;
     dump_of(cfg, &d);
     assert_contains(d.text, ": refused, nothing of it applies: ");
@@ -1257,7 +1267,7 @@ int main(void)
         cmocka_unit_test(test_file_syntax),
         cmocka_unit_test(test_file_refused),
         cmocka_unit_test(test_match_user_and_group),
-        cmocka_unit_test(test_default_resource_rule),
+        cmocka_unit_test(test_nothing_granted_implicitly),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_reload_replaces_file),
         cmocka_unit_test(test_dump),
