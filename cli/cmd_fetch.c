@@ -4,9 +4,11 @@
 
 #include "azid.h"
 #include "commands.h"
+#include "lockdown.h"
 #include "output.h"
 
 #include <stddef.h>
+#include <unistd.h>
 
 static const char help[] =
     "Gets a token for RESOURCE from this machine's managed-identity source\n"
@@ -22,6 +24,8 @@ static const char help[] =
     "  --timeout SECONDS    total time budget, retries included; default 5\n"
     "  --json               print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"}\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "Under 'azid lockdown' a refused user is told so at once: use 'azid token'.\n"
     "\n"
     "Exit status: 0 printed; 2 usage; 3 the identity source failed (the reason,\n"
     "with the endpoint and its answer, on stderr).\n";
@@ -146,8 +150,21 @@ int cmd_fetch(int argc, char **argv)
     if (azid_client_set_source(client, a.source, &err) != AZID_OK ||
         azid_client_set_timeout_ms(client, a.timeout_ms, &err) != AZID_OK ||
         (a.endpoint && azid_client_set_endpoint(client, a.endpoint, &err) != AZID_OK) ||
-        (a.identity && azid_client_set_identity(client, a.kind, a.identity, &err) != AZID_OK) ||
-        azid_client_get_token(client, a.resource, &token, &err) != AZID_OK) {
+        (a.identity && azid_client_set_identity(client, a.kind, a.identity, &err) != AZID_OK)) {
+        azid_client_free(client);
+        return report_error(argv[0], &err);
+    }
+    /* The library would retry a reset until the budget is spent. */
+    if (lockdown_refuses_caller(azid_client_endpoint(client))) {
+        report(argv[0], "%s refused uid %u at once: azid lockdown is on and lets only root, "
+               "the broker and the lockdown_allow users of " AZID_CONFIG_PATH " reach it; "
+               "run 'azid token %s' for a token azid grants you (or ask an admin to add you "
+               "to lockdown_allow)", azid_client_endpoint(client), (unsigned)geteuid(),
+               a.resource);
+        azid_client_free(client);
+        return EXIT_SOURCE;
+    }
+    if (azid_client_get_token(client, a.resource, &token, &err) != AZID_OK) {
         azid_client_free(client);
         return report_error(argv[0], &err);
     }

@@ -19,6 +19,7 @@ int cmd_token(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_lockdown(int argc, char **argv);
 
 /* Command-line helpers (main.c), so every command parses and complains
  * alike. */

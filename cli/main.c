@@ -30,6 +30,8 @@ static const struct command commands[] = {
      "get a token straight from the identity source"},
     {"doctor", cmd_doctor, "[--config PATH] [--endpoint URL] [--timeout S] [--pam-dir DIR]",
      "check this machine's identity source, config, keyring and PAM stacks"},
+    {"lockdown", cmd_lockdown, "on|off|status [--config PATH] [--json]",
+     "root: let only root, the broker and lockdown_allow reach the identity endpoint"},
 };
 enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
 

@@ -16,9 +16,11 @@
 #include "internal.h"
 #include "source.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +310,28 @@ static int is_account_name(const char *p, size_t len)
     return 1;
 }
 
+/* a.b.c.d/n: the source network of forwarded traffic azid lockdown lets
+ * through (a bare address passes is_account_name). */
+static int is_ipv4_network(const char *p, size_t len)
+{
+    char addr[16];
+    size_t addr_len = strcspn(p, "/");
+    struct in_addr in;
+    if (addr_len >= len || addr_len >= sizeof addr || len - addr_len < 2 || len - addr_len > 3)
+        return 0;
+    memcpy(addr, p, addr_len);
+    addr[addr_len] = '\0';
+    if (inet_pton(AF_INET, addr, &in) != 1)
+        return 0;
+    int prefix = 0;
+    for (size_t i = addr_len + 1; i < len; i++) {
+        if (!is_digit(p[i]))
+            return 0;
+        prefix = prefix * 10 + p[i] - '0';
+    }
+    return prefix <= 32;
+}
+
 static int check_accounts(const config_option *option, const char *value, char *expect,
                           size_t size)
 {
@@ -315,14 +339,15 @@ static int check_accounts(const config_option *option, const char *value, char *
     const char *p = value;
     for (;;) {
         size_t len = strcspn(p, ",");
-        if (!is_account_name(p, len))
+        if (!is_account_name(p, len) && !is_ipv4_network(p, len))
             break;
         if (!p[len])
             return 0;
         p += len + 1;
     }
     snprintf(expect, size, "user names and @group names separated by commas, no spaces, "
-                           "e.g. alice,@ops");
+                           "e.g. alice,@ops (and IPv4 sources of forwarded traffic, "
+                           "a.b.c.d[/n])");
     return -1;
 }
 

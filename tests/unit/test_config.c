@@ -385,13 +385,15 @@ static void test_broker_options(void **state)
                   "negative_cache = 2.5\n"
                   "lockdown_allow = alice,@ops\n"
                   "lockdown_allow = svc-backup$,alice,@db_admins\n"
+                  "lockdown_allow = 172.17.0.0/16,10.1.2.3\n"
                   "Match all\n"
                   "lockdown_allow = carol\n",
                   "alice", NULL);
     assert_int_equal(azid_config_broker(cfg, NULL), AZID_BROKER_OFF);
     assert_int_equal(azid_config_negative_cache_ms(cfg), 2500);
     size_t nallow = azid_config_lockdown_allow(cfg, &allow);
-    assert_list(nallow, allow, LIST("alice", "@ops", "svc-backup$", "@db_admins", "carol"));
+    assert_list(nallow, allow, LIST("alice", "@ops", "svc-backup$", "@db_admins", "172.17.0.0/16",
+                                      "10.1.2.3", "carol"));
     assert_dump_line(cfg, "lockdown_allow=@ops (" CONF ":3)");
     assert_dump_line(cfg, "negative_cache=2.5 (" CONF ":2)");
     apply_text_ok(cfg, "negative_cache = 0\n", "alice", NULL);
@@ -410,6 +412,9 @@ static void test_broker_options(void **state)
         {"lockdown_allow = alice,\n", CONF ":1: lockdown_allow = alice,: expected"},
         {"lockdown_allow = @\n", CONF ":1: lockdown_allow = @: expected"},
         {"lockdown_allow = -rf\n", CONF ":1: lockdown_allow = -rf: expected"},
+        {"lockdown_allow = 10.0.0.0/33\n", CONF ":1: lockdown_allow = 10.0.0.0/33: expected"},
+        {"lockdown_allow = 10.0.0.0/\n", CONF ":1: lockdown_allow = 10.0.0.0/: expected"},
+        {"lockdown_allow = 10.0.0/8\n", CONF ":1: lockdown_allow = 10.0.0/8: expected"},
         {"Match user alice\nlockdown_allow = alice\n",
          CONF ":2: lockdown_allow applies to the whole machine; move it before the first Match "
               "line or after 'Match all'"},
