@@ -9,7 +9,7 @@ AZID_BUILD_DEPS=(autoconf automake libtool pkgconf make gcc
                  libpam0g-dev libcurl4-openssl-dev libjansson-dev libkeyutils-dev libcmocka-dev)
 # For the end-to-end run (tests/e2e/lib.sh): sshd, PAM modules, namespaces.
 AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linux
-               libpam-modules libpam-runtime openssl)
+               libpam-modules libpam-runtime openssl nftables)
 # For the rest of the test suite.
 AZID_TEST_DEPS=(pamtester valgrind passwd)
 # To build the Debian packages and check them (tests/packaging/).
