@@ -41,6 +41,22 @@ export E2E_PYTHON
 
 e2e_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
+# The tests' assertions: ok DESCRIPTION COMMAND... counts a failure in
+# $failures (the test's exit status), it does not stop the test.
+failures=0
+ok() {
+    local what=$1
+    shift
+    if "$@"; then
+        echo "ok - $what"
+    else
+        echo "FAIL - $what"
+        failures=$((failures + 1))
+    fi
+}
+# X Y: the number X is below Y.
+below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
+
 # Seconds (two decimals) since $1, an earlier $EPOCHREALTIME.
 e2e_elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 

@@ -34,19 +34,7 @@ R1=https://management.azure.com/
 REFUSE_LIMIT=1   # seconds: SPEC's "at once" (a reset takes well under 1 ms)
 CTR_ADDR=10.9.0.2
 
-# ---- assertions --------------------------------------------------------------
-failures=0
-ok() {   # ok DESCRIPTION COMMAND...: one assertion; a failure is counted, not fatal
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok - $what"
-    else
-        echo "FAIL - $what"
-        failures=$((failures + 1))
-    fi
-}
-below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
+# ---- assertions (ok, below: lib.sh) ---------------------------------------------
 file_has() { grep -qF -- "$2" "$1"; }
 file_lacks() { ! grep -qF -- "$2" "$1"; }
 # CODE CMD...: CMD exits with CODE.

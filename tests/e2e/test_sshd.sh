@@ -32,19 +32,7 @@ TIMEOUT=2        # pam_azid timeout= (seconds)
 LIFETIME=600     # token lifetime the emulator issues (seconds)
 HANG_LIMIT=8     # a login with IMDS hanging must return within this (seconds)
 
-# ---- assertions --------------------------------------------------------------
-failures=0
-ok() {   # ok DESCRIPTION COMMAND...: one assertion; a failure is counted, not fatal
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok - $what"
-    else
-        echo "FAIL - $what"
-        failures=$((failures + 1))
-    fi
-}
-below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
+# ---- assertions (ok, below: lib.sh) ---------------------------------------------
 
 e2e_logs_says() { e2e_logs "$@" >/dev/null; }   # a yes/no question to logs.py
 # FILE VALUE: FILE holds exactly VALUE.
