@@ -268,28 +268,43 @@ static void unstage_target(key_serial_t keyring, bool staged)
 
 /* ---- the guard ---------------------------------------------------------------- */
 
-/* Whether keyring links uid's user keyring directly, as pam_keyinit's new
- * session keyrings do.  A keyring some service created for itself
- * (systemd's KeyringMode=private, shared by every sshd connection) does
- * not, even when it belongs to the same uid. */
-static bool links_user_keyring(key_serial_t keyring, uid_t uid)
+/* What a session keyring holds, as far as the guard cares: whether it
+ * links uid's user keyring directly, as pam_keyinit's new session keyrings
+ * do, and the first entry that is neither that link nor an azid key.  A
+ * keyring some service created for itself does not link it (systemd's
+ * KeyringMode=private, shared by every sshd connection), or links the
+ * service user's and holds systemd's "invocation_id" key (KeyringMode=shared:
+ * for a root login the owner and the link are right, yet every connection
+ * shares it). */
+struct session_contents {
+    bool links_user;
+    char foreign[64]; /* "" when there is none */
+};
+
+static void scan_session(key_serial_t keyring, uid_t uid, struct session_contents *c)
 {
     void *list = NULL;
     long n = keyctl_read_alloc(keyring, &list);
-    bool found = false;
     char want[32];
     snprintf(want, sizeof want, "_uid.%u", (unsigned)uid);
-    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t) && !found; i++) {
+    c->links_user = false;
+    c->foreign[0] = '\0';
+    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
         char *buf = NULL;
         struct key_desc d;
-        if (describe_key(((key_serial_t *)list)[i], &buf, &d) == 0) {
-            found = strcmp(d.type, "keyring") == 0 && d.uid == uid &&
-                    strcmp(d.description, want) == 0;
-            free(buf);
+        if (describe_key(((key_serial_t *)list)[i], &buf, &d) != 0) {
+            if (!c->foreign[0])
+                snprintf(c->foreign, sizeof c->foreign, "key %d that it may not describe",
+                         ((key_serial_t *)list)[i]);
+            continue;
         }
+        if (strcmp(d.type, "keyring") == 0 && d.uid == uid && strcmp(d.description, want) == 0)
+            c->links_user = true;
+        else if (strncmp(d.description, KEY_PREFIX, strlen(KEY_PREFIX)) != 0 && !c->foreign[0])
+            snprintf(c->foreign, sizeof c->foreign, "%s %s", d.type, d.description);
+        free(buf);
     }
     free(list);
-    return found;
 }
 
 #define KEYINIT_HINT                                                                      \
@@ -331,11 +346,22 @@ azid_status azid_keyring_check_session(uid_t uid, azid_error *err)
                      "the session keyring is not a per-login keyring of uid %u: %s %d belongs "
                      "to uid %u (su/sudo without a new session, or no pam_keyinit?); %s",
                      (unsigned)uid, d.description, s, d.uid, KEYINIT_HINT);
-    else if (!links_user_keyring(s, uid))
-        st = err_set(err, AZID_ERR_NOT_SESSION,
-                     "the session keyring is not a per-login keyring of uid %u: %s %d does not "
-                     "link _uid.%u as pam_keyinit's do (a keyring shared by a service?); %s",
-                     (unsigned)uid, d.description, s, (unsigned)uid, KEYINIT_HINT);
+    else {
+        struct session_contents c;
+        scan_session(s, uid, &c);
+        if (!c.links_user)
+            st = err_set(err, AZID_ERR_NOT_SESSION,
+                         "the session keyring is not a per-login keyring of uid %u: %s %d does "
+                         "not link _uid.%u as pam_keyinit's do (a keyring shared by a "
+                         "service?); %s",
+                         (unsigned)uid, d.description, s, (unsigned)uid, KEYINIT_HINT);
+        else if (c.foreign[0])
+            st = err_set(err, AZID_ERR_NOT_SESSION,
+                         "the session keyring is not a per-login keyring of uid %u: %s %d "
+                         "holds %s, which pam_keyinit's new keyrings do not (a service's "
+                         "keyring, such as systemd's KeyringMode=shared?); %s",
+                         (unsigned)uid, d.description, s, c.foreign, KEYINIT_HINT);
+    }
     free(buf);
     if (st == AZID_OK)
         err_clear(err);

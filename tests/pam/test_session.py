@@ -140,6 +140,27 @@ class Session(unittest.TestCase):
         self.assertRegex(line, r"^\(user root\) no keys stored: .* does not link _uid.0 as pam_keyinit's do")
         self.assertEqual(emu.requests(), [])
 
+    def test_guard_shared_service_keyring_of_root(self):
+        """sshd under systemd with KeyringMode=shared and no pam_keyinit force:
+        every connection shares one root keyring that links _uid.0 and holds
+        systemd's invocation_id key.  A root login stores nothing there."""
+        emu = self.emulator()
+        systemd_shared = ["keyctl", "session", "-", "sh", "-c",
+                          'keyctl link @u @s && keyctl add user invocation_id 0123456789abcdef @s >/dev/null'
+                          ' && exec "$@"', "sh"]
+        r = self.run_pam(["endpoint=" + emu.url, "resource=" + VAULT], user="root", keyinit="revoke",
+                         prefix=systemd_shared)
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertEqual(r.keys, {})
+        (line,) = r.lines("ERR")
+        self.assertRegex(line, r"^\(user root\) no keys stored: the session keyring is not a per-login "
+                               r"keyring of uid 0: _ses \d+ holds user invocation_id, ")
+        self.assertTrue(line.endswith(KEYINIT_HINT), line)
+        self.assertEqual(emu.requests(), [])
+        # The same root login with pam_keyinit force gets its token.
+        r = self.run_pam(["endpoint=" + emu.url, "resource=" + VAULT], user="root", prefix=systemd_shared)
+        self.assertEqual(list(r.keys), ["azid:token:" + VAULT], r)
+
     def test_keyring_unavailable(self):
         emu = self.emulator()
         # Whatever the target: no network when no key could be stored.

@@ -217,6 +217,36 @@ static void test_guard_service_keyring(void **state)
     assert_non_null(strstr(err.message, "does not link _uid.0"));
 }
 
+/* systemd's KeyringMode=shared: a keyring the service manager made, linking
+ * the service user's keyring (root's, for sshd) and holding its
+ * invocation_id key.  Owner and link are right for a root login, but every
+ * connection shares it. */
+static void test_guard_shared_service_keyring(void **state)
+{
+    (void)state;
+    assert_true(keyctl_join_session_keyring(NULL) > 0);
+    assert_int_equal(keyctl_link(KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING), 0);
+    static const unsigned char id[16] = {1, 2, 3};
+    assert_true(add_key("user", "invocation_id", id, sizeof id, KEY_SPEC_SESSION_KEYRING) > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_ERR_NOT_SESSION);
+    assert_non_null(strstr(err.message, "not a per-login keyring of uid 0"));
+    assert_non_null(strstr(err.message, "holds user invocation_id"));
+    assert_non_null(strstr(err.message, "pam_keyinit.so force revoke"));
+}
+
+/* The guard passes again for a keyring that holds azid's own keys (a
+ * second open_session of the same login). */
+static void test_guard_accepts_own_keys(void **state)
+{
+    (void)state;
+    login_session(0);
+    assert_true(add_key("user", "azid:token:https://vault.azure.net", "t", 1,
+                        KEY_SPEC_SESSION_KEYRING) > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_OK);
+}
+
 /* ---- store ------------------------------------------------------------------- */
 
 static const char TOKEN[] = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ0ZXN0In0.c2lnbmF0dXJl";
@@ -749,6 +779,8 @@ int main(void)
         cmocka_unit_test(test_guard_accepts_login_keyring),
         cmocka_unit_test(test_guard_other_owner),
         cmocka_unit_test(test_guard_service_keyring),
+        cmocka_unit_test(test_guard_shared_service_keyring),
+        cmocka_unit_test(test_guard_accepts_own_keys),
         cmocka_unit_test_setup(test_store_session, setup_root_session),
         cmocka_unit_test_setup(test_store_updates_in_place, setup_root_session),
         cmocka_unit_test_setup(test_store_refuses_near_expiry, setup_root_session),
