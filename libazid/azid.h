@@ -44,7 +44,9 @@ typedef enum azid_status {
     AZID_ERR_NOT_SESSION, /* the session keyring is not a per-login keyring of the user */
     AZID_ERR_NOT_FOUND,   /* no such key, or it has expired */
     AZID_ERR_SYSTEM,      /* another operating-system error (named in the message) */
-    AZID_ERR_TLS          /* the server's TLS certificate is not trusted (never retried) */
+    AZID_ERR_TLS,         /* the server's TLS certificate is not trusted (never retried) */
+    AZID_ERR_CREDENTIALS  /* this thread's ids could not be restored after acting as the
+                           * user: the caller must fail, not go on with them */
 } azid_status;
 
 typedef struct azid_error {

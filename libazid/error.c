@@ -24,6 +24,7 @@ static const char *const status_names[] = {
     [AZID_ERR_NOT_FOUND] = "not-found",
     [AZID_ERR_SYSTEM] = "system",
     [AZID_ERR_TLS] = "tls",
+    [AZID_ERR_CREDENTIALS] = "credentials",
 };
 
 const char *azid_status_name(azid_status status)

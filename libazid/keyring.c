@@ -155,6 +155,23 @@ struct fs_creds {
     gid_t fsgid;
 };
 
+/* Puts the file-system ids back and reads them back: a thread left acting
+ * on files and keys as the user must not go unnoticed. */
+static azid_status fs_creds_restore(const struct fs_creds *saved, azid_error *err)
+{
+    setfsuid(saved->fsuid);
+    setfsgid(saved->fsgid);
+    uid_t fsuid = (uid_t)setfsuid((uid_t)-1);
+    gid_t fsgid = (gid_t)setfsgid((gid_t)-1);
+    if (fsuid == saved->fsuid && fsgid == saved->fsgid)
+        return AZID_OK;
+    return err_set(err, AZID_ERR_CREDENTIALS,
+                   "cannot restore this thread's file-system ids to uid %u gid %u after acting "
+                   "as the user: they stay uid %u gid %u; stopping",
+                   (unsigned)saved->fsuid, (unsigned)saved->fsgid, (unsigned)fsuid,
+                   (unsigned)fsgid);
+}
+
 /* Makes this thread act on the file system and the keyring as uid/gid.
  * setfs[ug]id report the previous id, never an error: read back to check. */
 static azid_status fs_creds_become(struct fs_creds *saved, uid_t uid, gid_t gid, azid_error *err)
@@ -162,8 +179,8 @@ static azid_status fs_creds_become(struct fs_creds *saved, uid_t uid, gid_t gid,
     saved->fsgid = (gid_t)setfsgid(gid);
     saved->fsuid = (uid_t)setfsuid(uid);
     if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) {
-        setfsuid(saved->fsuid);
-        setfsgid(saved->fsgid);
+        if (fs_creds_restore(saved, err) != AZID_OK)
+            return AZID_ERR_CREDENTIALS;
         return err_set(err, AZID_ERR_SYSTEM,
                        "cannot act as uid %u gid %u to own the key (running as uid %u without "
                        "CAP_SETUID/CAP_SETGID)",
@@ -172,11 +189,6 @@ static azid_status fs_creds_become(struct fs_creds *saved, uid_t uid, gid_t gid,
     return AZID_OK;
 }
 
-static void fs_creds_restore(const struct fs_creds *saved)
-{
-    setfsuid(saved->fsuid);
-    setfsgid(saved->fsgid);
-}
 
 /* ---- keyring targets ------------------------------------------------------- */
 
@@ -206,8 +218,10 @@ static int describe_key(key_serial_t key, char **buf, struct key_desc *d)
 /* The user keyring (_uid.<uid>) of uid.  When the caller's real uid differs
  * (root in sshd), the real uid is switched for the lookup, as pam_keyinit
  * does, because the kernel resolves @u from it.  setresuid also resets the
- * fsuid to the euid, so the fsuid is set to uid again afterwards. */
-static key_serial_t user_keyring_of(uid_t uid)
+ * fsuid to the euid, so the fsuid is set to uid again afterwards.  When the
+ * real uid cannot be switched back, *lost_ruid tells the caller, which must
+ * fail hard: the thread would go on with the user's real uid. */
+static key_serial_t user_keyring_of(uid_t uid, int *lost_ruid)
 {
     uid_t ruid = getuid();
     if (ruid == uid)
@@ -219,6 +233,7 @@ static key_serial_t user_keyring_of(uid_t uid)
     if (thread_setresuid(ruid, (uid_t)-1, (uid_t)-1) < 0) {
         e = errno;
         u = -1;
+        *lost_ruid = 1;
     }
     setfsuid(uid);
     errno = e;
@@ -230,7 +245,8 @@ static key_serial_t user_keyring_of(uid_t uid)
  * timeout and permissions cannot be set (only possessor bits allow it), so
  * it is linked into this thread's keyring for the duration of the store
  * (*staged = true; unstage_target removes that link). */
-static key_serial_t open_target(azid_keyring target, uid_t uid, bool *staged, const char **step)
+static key_serial_t open_target(azid_keyring target, uid_t uid, bool *staged, const char **step,
+                                int *lost_ruid)
 {
     key_serial_t k;
     *staged = false;
@@ -242,7 +258,7 @@ static key_serial_t open_target(azid_keyring target, uid_t uid, bool *staged, co
         return keyctl_get_keyring_ID(KEY_SPEC_SESSION_KEYRING, 0);
     case AZID_KEYRING_USER:
         *step = "user keyring";
-        k = user_keyring_of(uid);
+        k = user_keyring_of(uid, lost_ruid);
         if (k < 0)
             return -1;
         if (keyctl_link(k, KEY_SPEC_THREAD_KEYRING) < 0)
@@ -409,6 +425,7 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const 
     if (target != AZID_KEYRING_SESSION && keyctl_get_keyring_ID(KEY_SPEC_THREAD_KEYRING, 1) < 0)
         return store_error(err, errno, "thread keyring", description, uid);
 
+    uid_t saved_ruid = getuid();
     struct fs_creds saved;
     azid_status st = fs_creds_become(&saved, uid, gid, err);
     if (st != AZID_OK)
@@ -417,8 +434,19 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const 
     bool staged = false;
     const char *step = "";
     key_serial_t key = -1;
-    key_serial_t dest = open_target(target, uid, &staged, &step);
+    int lost_ruid = 0;
+    key_serial_t dest = open_target(target, uid, &staged, &step, &lost_ruid);
     int e = 0;
+    if (lost_ruid) {
+        int ruid_errno = errno;
+        uid_t now_ruid = getuid();
+        fs_creds_restore(&saved, NULL);
+        return err_set(err, AZID_ERR_CREDENTIALS,
+                       "cannot restore this thread's real uid to %u after looking up the user "
+                       "keyring of uid %u (%s): it stays uid %u; stopping",
+                       (unsigned)saved_ruid, (unsigned)uid, strerror(ruid_errno),
+                       (unsigned)now_ruid);
+    }
     if (dest < 0) {
         e = errno;
     } else {
@@ -442,7 +470,8 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const 
         }
         unstage_target(dest, staged);
     }
-    fs_creds_restore(&saved);
+    if (fs_creds_restore(&saved, err) != AZID_OK)
+        return AZID_ERR_CREDENTIALS;
 
     if (e)
         return store_error(err, e, step, description, uid);

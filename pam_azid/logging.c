@@ -31,6 +31,14 @@ void log_err(const struct module_ctx *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
+void log_crit(const struct module_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(ctx, LOG_CRIT, fmt, ap);
+    va_end(ap);
+}
+
 void log_info(const struct module_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;

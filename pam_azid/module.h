@@ -26,6 +26,8 @@ struct module_ctx {
 /* Logging: every line is "(user NAME) ..." through pam_syslog (authpriv). */
 void log_err(const struct module_ctx *ctx, const char *fmt, ...) MODULE_PRINTF(2, 3);
 void log_info(const struct module_ctx *ctx, const char *fmt, ...) MODULE_PRINTF(2, 3);
+/* For a failure that must stop the session whatever fail= says. */
+void log_crit(const struct module_ctx *ctx, const char *fmt, ...) MODULE_PRINTF(2, 3);
 /* Only with the debug argument (or debug in the config file). */
 void log_debug(const struct module_ctx *ctx, const char *fmt, ...) MODULE_PRINTF(2, 3);
 /* Debug lines for the effective configuration (azid_config_dump). */

@@ -47,6 +47,7 @@ struct fetch {
     size_t nserials;
     bool failed;
     bool stopped;   /* after a failure that dooms the rest */
+    bool fatal;     /* this thread's ids are wrong: the session must not open */
     size_t skipped; /* items not tried because of it */
 };
 
@@ -70,6 +71,11 @@ static void store_key(struct fetch *f, const char *description, const char *valu
     int32_t serial = -1;
     azid_status st = azid_keyring_store(f->target, f->pw->pw_uid, f->pw->pw_gid, description,
                                         value, length, expires_on, &serial, &err);
+    if (st == AZID_ERR_CREDENTIALS) {
+        log_crit(f->ctx, "key not stored, session refused whatever fail= says: %s", err.message);
+        f->fatal = f->stopped = f->failed = true;
+        return;
+    }
     if (st != AZID_OK) {
         log_err(f->ctx, "key not stored: %s", err.message);
         note_failure(f, st);
@@ -207,6 +213,8 @@ static int fetch_all(struct fetch *f, const char *const *resources, size_t nres,
         log_err(ctx, "%zu more resource(s)/secret(s) not tried after that failure", f->skipped);
     remember_keys(f);
     free(f->serials);
+    if (f->fatal)
+        return PAM_SESSION_ERR;
     return f->failed ? ctx_fail_result(ctx) : PAM_SUCCESS;
 }
 

@@ -56,4 +56,20 @@ static inline int deny_keyctl_operation(int operation, int errnum)
     return install_filter(filter, sizeof filter / sizeof filter[0]);
 }
 
+/* Every later call of syscall nr whose first argument is arg0 fails with
+ * errnum: the one fault a root thread cannot otherwise meet, switching its
+ * ids back (setresuid(0, -1, -1), setfsuid(0)), as ENOMEM or an LSM could. */
+static inline int deny_syscall_arg0(int nr, unsigned arg0, int errnum)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arg0, 0, 1),
+        FILTER_DENY(errnum),
+        FILTER_ALLOW,
+    };
+    return install_filter(filter, sizeof filter / sizeof filter[0]);
+}
+
 #endif

@@ -7,6 +7,7 @@
  *
  *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
  *           [--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end]
+ *           [--deny-uid-restore]
  *
  * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
  * open_ms=12, during=0, close_session=PAM_IGNORE, after=0), open_ms being
@@ -17,6 +18,8 @@
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
+ * --deny-uid-restore makes a thread's setresuid(0, -1, -1) fail (ENOMEM),
+ * so that a real uid switched to the user cannot be switched back.
  */
 #include "config.h"
 
@@ -166,7 +169,8 @@ static long elapsed_ms(const struct timespec *start)
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
-          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end]\n",
+          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end] "
+          "[--deny-uid-restore]\n",
           stderr);
     exit(2);
 }
@@ -178,13 +182,14 @@ int main(int argc, char **argv)
         {"service", required_argument, NULL, 's'}, {"during", required_argument, NULL, 'd'},
         {"after", required_argument, NULL, 'a'},   {"cycles", required_argument, NULL, 'n'},
         {"deny-keys", required_argument, NULL, 'k'}, {"child-end", no_argument, NULL, 'e'},
+        {"deny-uid-restore", no_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     const char *confdir = NULL, *user = NULL, *service = "azid-test";
     const char *during = NULL, *after = NULL;
     long cycles = 1;
     int deny_errno = 0;
-    bool child_end = false;
+    bool child_end = false, deny_uid_restore = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -195,13 +200,15 @@ int main(int argc, char **argv)
         case 'a': after = optarg; break;
         case 'n': cycles = strtol(optarg, NULL, 10); break;
         case 'e': child_end = true; break;
+        case 'r': deny_uid_restore = true; break;
         case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
         default: usage();
         }
     }
     if (!confdir || !user || optind != argc || cycles < 1 || (cycles > 1 && (during || after)))
         usage();
-    if (deny_errno && deny_keyring_syscalls(deny_errno) < 0) {
+    if ((deny_errno && deny_keyring_syscalls(deny_errno) < 0) ||
+        (deny_uid_restore && deny_syscall_arg0(__NR_setresuid, 0, ENOMEM) < 0)) {
         perror("pam_run: seccomp");
         return 2;
     }

@@ -196,7 +196,8 @@ class Sandbox:
             f.write("\n".join(lines) + "\n")
 
     def run(self, args, user="azuser", keyinit="force revoke", plain=False, during=INSPECT, after=None,
-            cycles=None, prefix=(), deny_keys=None, fake_dmi=False, netns=False, child_end=False, timeout=120):
+            cycles=None, prefix=(), deny_keys=None, fake_dmi=False, netns=False, child_end=False, timeout=120,
+            deny_uid_restore=False):
         """Writes the stack, runs pam_run in the sandbox, returns a Result."""
         self.stack(args, keyinit=keyinit, plain=plain)
         setup = [
@@ -225,6 +226,8 @@ class Sandbox:
             argv += ["--deny-keys", deny_keys]
         if child_end:
             argv += ["--child-end"]
+        if deny_uid_restore:
+            argv += ["--deny-uid-restore"]
         ns = ["unshare", "--mount", "--propagation", "private"] + (["--net"] if netns else [])
         full = ns + ["/bin/sh", "-c", "\n".join(setup), "sh"] + argv
         env = {k: v for k, v in os.environ.items()

@@ -361,6 +361,20 @@ class Session(unittest.TestCase):
         self.assertEqual(lines[0][2], emu.requests()[0]["access_token"])
         self.assertEqual(lines[1][1:], [lines[0][1], "after"])  # not removed at close
 
+    def test_real_uid_not_restored_fails_the_session(self):
+        """The user keyring's lookup switches the thread's real uid to the
+        user; when it cannot be switched back (a fault injected with
+        seccomp), the session fails whatever fail= says, with one CRIT line."""
+        emu = self.emulator()
+        r = self.run_pam(["endpoint=" + emu.url, "resource=" + VAULT, "keyring=user", "fail=open"],
+                         deny_uid_restore=True, during=None)
+        self.assertEqual(r.steps["open_session"], "PAM_SESSION_ERR", r)
+        (line,) = r.lines("CRIT")
+        self.assertEqual(line, "(user azuser) key not stored, session refused whatever fail= says: cannot "
+                               "restore this thread's real uid to 0 after looking up the user keyring of "
+                               "uid 54400 (Cannot allocate memory): it stays uid 54400; stopping")
+        self.assertEqual(r.lines("ERR"), [])
+
     # ---- close --------------------------------------------------------------------------
 
     def test_close_removes_keys(self):

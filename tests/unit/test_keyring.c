@@ -762,6 +762,64 @@ static void test_unavailable(void **state)
         assert_int_equal(as_user(0, blocked_keyring, &errnums[i]), 0);
 }
 
+/* ---- ids that cannot be switched back ------------------------------------ */
+
+/* The real uid stays the user's after the user keyring lookup: the store
+ * fails hard and says so. */
+static int lost_real_uid(void *arg)
+{
+    (void)arg;
+    login_session(UID_USERRING);
+    if (deny_syscall_arg0(__NR_setresuid, 0, ENOMEM) < 0)
+        return 90;
+    azid_error err;
+    azid_status st = azid_keyring_store(AZID_KEYRING_USER, UID_USERRING, GID_OF(UID_USERRING),
+                                        "azid:token:lost-ruid", "t", 1, in_seconds(3600), NULL,
+                                        &err);
+    char want[160];
+    snprintf(want, sizeof want, "cannot restore this thread's real uid to 0 after looking up the "
+             "user keyring of uid %d (%s): it stays uid %d; stopping", UID_USERRING,
+             strerror(ENOMEM), UID_USERRING);
+    if (st != AZID_ERR_CREDENTIALS || err.status != AZID_ERR_CREDENTIALS)
+        return 1;
+    if (!strstr(err.message, want)) {
+        fprintf(stderr, "got: %s\nwant: %s\n", err.message, want);
+        return 2;
+    }
+    return strcmp(azid_status_name(st), "credentials") == 0 ? 0 : 3;
+}
+
+/* The file-system ids stay the user's after add_key. */
+static int lost_fsuid(void *arg)
+{
+    (void)arg;
+    login_session(UID_SESSION);
+    if (deny_syscall_arg0(__NR_setfsuid, 0, ENOMEM) < 0)
+        return 90;
+    azid_error err;
+    azid_status st = store_session(UID_SESSION, "azid:token:lost-fsuid", "t", in_seconds(3600),
+                                   NULL, &err);
+    char want[160];
+    /* as_user's child runs with gid GID_OF(0). */
+    snprintf(want, sizeof want, "cannot restore this thread's file-system ids to uid 0 gid %u "
+             "after acting as the user: they stay uid %d gid %u; stopping",
+             (unsigned)GID_OF(0), UID_SESSION, (unsigned)GID_OF(0));
+    if (st != AZID_ERR_CREDENTIALS)
+        return 1;
+    if (!strstr(err.message, want)) {
+        fprintf(stderr, "got: %s\nwant: %s\n", err.message, want);
+        return 2;
+    }
+    return 0;
+}
+
+static void test_ids_not_restored(void **state)
+{
+    (void)state;
+    assert_int_equal(as_user(0, lost_real_uid, NULL), 0);
+    assert_int_equal(as_user(0, lost_fsuid, NULL), 0);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -797,6 +855,7 @@ int main(void)
         cmocka_unit_test_setup(test_list, setup_root_session),
         cmocka_unit_test_setup(test_threads, setup_root_session),
         cmocka_unit_test_setup(test_unavailable, setup_root_session),
+        cmocka_unit_test(test_ids_not_restored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
