@@ -96,7 +96,7 @@ static int base64url_value(char c)
 }
 
 /* The "exp" claim of a JWT (header.claims.signature, base64url-encoded
- * JSON), or -1 when the token is not one or has none.  The kernel shows a
+ * JSON), or -1 when the token is not one or has none in 1..AZID_EPOCH_MAX.  The kernel shows a
  * key's time left only rounded down to its unit (minutes, hours), so this
  * is the precise expiry whenever there is one; Azure's tokens are JWTs. */
 static int64_t jwt_expiry(const char *token)
@@ -132,11 +132,17 @@ static int64_t jwt_expiry(const char *token)
     explicit_bzero(json, len);
     free(json);
     json_t *exp = json_object_get(root, "exp");
-    int64_t expiry = json_is_integer(exp) ? (int64_t)json_integer_value(exp)
-                     : json_is_real(exp)  ? (int64_t)json_real_value(exp)
-                                          : -1;
+    int64_t expiry = -1;
+    /* Range-checked before any conversion: a double beyond int64_t (1e300)
+     * is undefined behaviour to convert. */
+    if (json_is_integer(exp) && json_integer_value(exp) > 0 &&
+        json_integer_value(exp) <= AZID_EPOCH_MAX)
+        expiry = (int64_t)json_integer_value(exp);
+    else if (json_is_real(exp) && json_real_value(exp) >= 1 &&
+             json_real_value(exp) <= (double)AZID_EPOCH_MAX)
+        expiry = (int64_t)json_real_value(exp);
     json_decref(root);
-    return expiry > 0 ? expiry : -1;
+    return expiry;
 }
 
 /* The resource of the only token stored, or NULL after saying why there is

@@ -26,6 +26,11 @@ extern "C" {
 #define AZID_DEFAULT_TIMEOUT_MS 5000
 /* Keys expire this many seconds before the token does. */
 #define AZID_EXPIRY_SKEW_S 60
+/* The largest epoch second (9999-12-31T23:59:59Z), and duration, accepted
+ * from a server or a caller; anything beyond, either way, is refused as out
+ * of range before any arithmetic, so that no sum or difference with the
+ * clock can overflow. */
+#define AZID_EPOCH_MAX INT64_C(253402300799)
 
 /* ---- status and errors ------------------------------------------------ */
 

@@ -155,6 +155,8 @@ long http_parse_retry_after(const char *value, long long now_epoch)
     if (!end || *end != '\0')
         return -1;
     long long at = (long long)timegm(&tm);
+    if (now_epoch < 0 || now_epoch > AZID_EPOCH_MAX)
+        return -1;
     if (at <= now_epoch)
         return 0;
     return at - now_epoch > 86400 ? 86400L * 1000 : (long)(at - now_epoch) * 1000;

@@ -41,7 +41,8 @@ void http_response_clear(struct http_response *resp);
 char *http_escape(const char *s);
 
 /* Parses a Retry-After value (delta-seconds or an HTTP-date) relative to
- * now_epoch; milliseconds, or -1 when unparsable.  Pure. */
+ * now_epoch; milliseconds (at most a day's), or -1 when unparsable (or a
+ * date while now_epoch is outside 0..AZID_EPOCH_MAX).  Pure. */
 long http_parse_retry_after(const char *value, long long now_epoch);
 
 #endif

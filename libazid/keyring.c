@@ -412,6 +412,9 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid, const 
         return err_set(err, AZID_ERR_ARGUMENT,
                        "cannot store %s: %zu bytes is more than a user key holds (32767)",
                        description, length);
+    if (expires_on < -AZID_EPOCH_MAX || expires_on > AZID_EPOCH_MAX)
+        return err_set(err, AZID_ERR_ARGUMENT, "not storing %s: its expiry %lld is out of range",
+                       description, (long long)expires_on);
     int64_t timeout = expires_on - AZID_EXPIRY_SKEW_S - (int64_t)time(NULL);
     if (timeout <= 0)
         return err_set(err, AZID_ERR_ARGUMENT,

@@ -37,8 +37,8 @@ int keyvault_status_retryable(long status)
 
 /* ---- the 200 body ------------------------------------------------------- */
 
-/* attributes.<name> as epoch seconds: 1 present, 0 absent (or null),
- * -1 ill-typed (err set). */
+/* attributes.<name> as epoch seconds within +-AZID_EPOCH_MAX: 1 present,
+ * 0 absent (or null), -1 ill-typed or out of range (err set). */
 static int get_date(const json_t *attributes, const char *name, int64_t *out, azid_error *err)
 {
     const json_t *v = json_object_get(attributes, name);
@@ -49,7 +49,12 @@ static int get_date(const json_t *attributes, const char *name, int64_t *out, az
                 "response field attributes.%s is not a whole number of seconds", name);
         return -1;
     }
-    *out = (int64_t)json_integer_value(v);
+    json_int_t n = json_integer_value(v);
+    if (n < -AZID_EPOCH_MAX || n > AZID_EPOCH_MAX) {
+        err_set(err, AZID_ERR_RESPONSE, "response field attributes.%s is out of range", name);
+        return -1;
+    }
+    *out = (int64_t)n;
     return 1;
 }
 
@@ -115,6 +120,9 @@ azid_status keyvault_parse_secret(const char *body, size_t length, const secret_
                                   azid_secret **out, azid_error *err)
 {
     *out = NULL;
+    if (now_epoch < 0 || now_epoch > AZID_EPOCH_MAX)
+        return err_set(err, AZID_ERR_ARGUMENT, "the clock is out of range (%lld)",
+                       (long long)now_epoch);
     if (length > KEYVAULT_MAX_RESPONSE)
         return err_set(err, AZID_ERR_RESPONSE, "response larger than %d bytes",
                        KEYVAULT_MAX_RESPONSE);

@@ -84,23 +84,35 @@ static const char *json_type_name(const json_t *v)
     return "unknown";
 }
 
+/* The range check of an integer field: within +-AZID_EPOCH_MAX.  1, or -1
+ * with err set. */
+static int in_epoch_range(int64_t n, const char *name, int64_t *out, azid_error *err)
+{
+    if (n < -AZID_EPOCH_MAX || n > AZID_EPOCH_MAX) {
+        err_set(err, AZID_ERR_RESPONSE, "response field %s is out of range", name);
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
 /* Reads an integer field given as a JSON integer, an integral real, or a
- * string of decimal digits.  1 found, 0 absent, -1 invalid (err set). */
+ * string of decimal digits, within +-AZID_EPOCH_MAX.  1 found, 0 absent,
+ * -1 invalid (err set). */
 static int get_int_field(const json_t *obj, const char *name, int64_t *out, azid_error *err)
 {
     const json_t *v = json_object_get(obj, name);
     if (!v)
         return 0;
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return 1;
-    }
+    if (json_is_integer(v))
+        return in_epoch_range((int64_t)json_integer_value(v), name, out, err);
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(int64_t)d) {
-            *out = (int64_t)d;
-            return 1;
-        }
+        /* Compared as doubles first: converting one beyond int64_t is undefined. */
+        if (d < -9.2e18 || d > 9.2e18)
+            return in_epoch_range(d < 0 ? INT64_MIN : INT64_MAX, name, out, err);
+        if (d == (double)(int64_t)d)
+            return in_epoch_range((int64_t)d, name, out, err);
         err_set(err, AZID_ERR_RESPONSE, "response field %s is not a whole number", name);
         return -1;
     }
@@ -118,8 +130,7 @@ static int get_int_field(const json_t *obj, const char *name, int64_t *out, azid
             err_set(err, AZID_ERR_RESPONSE, "response field %s is not a decimal number", name);
             return -1;
         }
-        *out = n;
-        return 1;
+        return in_epoch_range(n, name, out, err);
     }
     err_set(err, AZID_ERR_RESPONSE,
             "response field %s is %s, not a number or numeric string", name, json_type_name(v));
@@ -183,6 +194,10 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
                         azid_error *err)
 {
     *out = NULL;
+    if (request_epoch < 0 || request_epoch > AZID_EPOCH_MAX || now_epoch < 0 ||
+        now_epoch > AZID_EPOCH_MAX)
+        return err_set(err, AZID_ERR_ARGUMENT, "the clock is out of range (%lld, %lld)",
+                       (long long)request_epoch, (long long)now_epoch);
     json_t *root = load_object(body, length, err);
     if (!root)
         return AZID_ERR_RESPONSE;
@@ -234,11 +249,11 @@ azid_status token_parse(const char *body, size_t length, const char *resource,
             err_set(err, AZID_ERR_RESPONSE, "response has neither expires_on nor expires_in");
             goto done;
         }
-        if (expires_in > INT64_MAX - request_epoch) {
+        expires_on = request_epoch + expires_in; /* both within +-AZID_EPOCH_MAX */
+        if (expires_on > AZID_EPOCH_MAX) {
             err_set(err, AZID_ERR_RESPONSE, "response field expires_in is out of range");
             goto done;
         }
-        expires_on = request_epoch + expires_in;
     }
     if (expires_on <= now_epoch) {
         err_set(err, AZID_ERR_RESPONSE,

@@ -132,6 +132,28 @@ class Token(unittest.TestCase):
         self.assertGreaterEqual(doc["expires_on"], before + 3600 - 120)
         self.assertIsNone(json.loads(r[1].stdout)["expires_on"], "a key with no timeout")
 
+    def test_json_exp_claim_out_of_range_is_the_key_expiry(self):
+        # Converting 1e300 to an integer is undefined behaviour (the
+        # ASan+UBSan stage of scripts/check runs this test): such a claim,
+        # and any outside 1 .. year 9999, is ignored for the key's expiry.
+        claims = ["1e300", "-1e300", "-9223372036854775808", "9223372036854775807", "0",
+                  "253402300800", "1e19"]
+        steps = []
+        for c in claims:
+            tok = jwt({"aud": VAULT}).split(".")
+            tok[1] = base64.urlsafe_b64encode(('{"aud":"x","exp":%s}' % c).encode()).rstrip(b"=").decode()
+            steps += [add_key("azid:token:" + VAULT, ".".join(tok), timeout=3600), run("token", "--json")]
+        before = int(time.time())
+        r = box.session(steps)
+        after = int(time.time())
+        self.assertEqual(len(r), len(claims))
+        for claim, res in zip(claims, r):
+            self.assertEqual(res.rc, 0, (claim, res))
+            doc = json.loads(res.stdout)
+            self.assertIsInstance(doc["expires_on"], int, claim)
+            self.assertLessEqual(doc["expires_on"], after + 3600, claim)
+            self.assertGreaterEqual(doc["expires_on"], before + 3600 - 120, claim)
+
     def test_works_in_a_header(self):
         tok = opaque_token()
         r = box.session([add_key("azid:token:" + VAULT, tok),

@@ -382,6 +382,21 @@ static void test_store_refuses_near_expiry(void **state)
     free(desc);
 }
 
+/* An expiry the clock cannot be subtracted from without overflow. */
+static void test_store_refuses_expiry_out_of_range(void **state)
+{
+    (void)state;
+    static const int64_t expiries[] = {INT64_MIN, -AZID_EPOCH_MAX - 1, AZID_EPOCH_MAX + 1,
+                                       INT64_MAX};
+    for (size_t i = 0; i < sizeof expiries / sizeof expiries[0]; i++) {
+        azid_error err;
+        assert_int_equal(store_session(UID_SESSION, "azid:token:range", "t", expiries[i], NULL,
+                                       &err), AZID_ERR_ARGUMENT);
+        assert_non_null(strstr(err.message, "not storing azid:token:range: its expiry"));
+        assert_non_null(strstr(err.message, "is out of range"));
+    }
+}
+
 static void test_store_rejects_empty(void **state)
 {
     (void)state;
@@ -843,6 +858,7 @@ int main(void)
         cmocka_unit_test_setup(test_store_updates_in_place, setup_root_session),
         cmocka_unit_test_setup(test_store_refuses_near_expiry, setup_root_session),
         cmocka_unit_test_setup(test_store_rejects_empty, setup_root_session),
+        cmocka_unit_test_setup(test_store_refuses_expiry_out_of_range, setup_root_session),
         cmocka_unit_test_setup(test_store_user_keyring, setup_root_session),
         cmocka_unit_test_setup(test_store_persistent_keyring, setup_root_session),
         cmocka_unit_test_setup(test_store_quota, setup_root_session),

@@ -162,6 +162,15 @@ static void test_refused_bodies(void **state)
         {"{\"value\":\"" VALUE, "response is truncated"},
         {"{\"value\":\"" VALUE "\",\"value\":\"x\"}", "response repeats a JSON field"},
         {"", "response body is empty"},
+        /* refused before now - exp or nbf - now could overflow */
+        {"{\"value\":\"" VALUE "\",\"attributes\":{\"exp\":-9223372036854775808}}",
+         "response field attributes.exp is out of range"},
+        {"{\"value\":\"" VALUE "\",\"attributes\":{\"exp\":9223372036854775807}}",
+         "response field attributes.exp is out of range"},
+        {"{\"value\":\"" VALUE "\",\"attributes\":{\"nbf\":9223372036854775807}}",
+         "response field attributes.nbf is out of range"},
+        {"{\"value\":\"" VALUE "\",\"attributes\":{\"nbf\":-9223372036854775808}}",
+         "response field attributes.nbf is out of range"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_refused(cases[i].body, cases[i].want);

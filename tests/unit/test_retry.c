@@ -130,6 +130,14 @@ static void test_retry_after_parsing(void **state)
     assert_int_equal(http_parse_retry_after("soon", now), -1);
     assert_int_equal(http_parse_retry_after("Tue, 14 Nov 2023 22:13:25", now), -1);
     assert_int_equal(http_parse_retry_after(NULL, now), -1);
+    /* beyond unsigned long long, and the furthest and earliest dates: clamped
+     * or past, never overflowing (the ASan+UBSan stage runs this) */
+    assert_int_equal(http_parse_retry_after("18446744073709551616", now), 86400000L);
+    assert_int_equal(http_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), 86400000L);
+    assert_int_equal(http_parse_retry_after("Mon, 01 Jan 0001 00:00:00 GMT", now), 0);
+    /* a clock out of range makes a date meaningless */
+    assert_int_equal(http_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", INT64_MIN), -1);
+    assert_int_equal(http_parse_retry_after("Mon, 01 Jan 0001 00:00:00 GMT", INT64_MAX), -1);
 }
 
 /* The whole schedule a hanging endpoint gets under a 5 s budget: attempts

@@ -189,6 +189,48 @@ static void test_expired(void **state)
     expect_refused(TOKEN_WITH("\"expires_in\":-100"), "already expired");
 }
 
+/* Numbers a server may send to overflow what is computed from them
+ * (now - expires_on, request time + expires_in): refused before any
+ * arithmetic, which the ASan+UBSan stage of scripts/check would catch. */
+static void test_expiry_out_of_range(void **state)
+{
+    (void)state;
+    static const char *const expires_on[] = {
+        "-9223372036854775808", "\"-9223372036854775808\"", "9223372036854775807",
+        "\"9223372036854775807\"", "1e300", "-1e300", "9.3e18", "-9.3e18", "1e19",
+        "253402300800", "\"-253402300800\"",
+    };
+    for (size_t i = 0; i < sizeof expires_on / sizeof expires_on[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, TOKEN_WITH("\"expires_on\":%s"), expires_on[i]);
+        expect_refused(body, "response field expires_on is out of range");
+    }
+    static const char *const expires_in[] = {
+        "-9223372036854775808", "\"9223372036854775807\"", "1e300", "-1e300",
+        "253402300799", /* in range itself, but not added to the request time */
+    };
+    for (size_t i = 0; i < sizeof expires_in / sizeof expires_in[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, TOKEN_WITH("\"expires_in\":%s"), expires_in[i]);
+        expect_refused(body, "response field expires_in is out of range");
+    }
+    /* The edges: the last second of year 9999 is a valid expiry; a long
+     * past one is merely expired. */
+    expect_expiry(TOKEN_WITH("\"expires_on\":253402300799"), AZID_EPOCH_MAX);
+    expect_expiry(TOKEN_WITH("\"expires_on\":2.5e11"), 250000000000LL);
+    expect_refused(TOKEN_WITH("\"expires_on\":-253402300799"),
+                   "token already expired (expires_on -253402300799 is 255102300799 s in the past)");
+    /* A caller's clock out of range is refused too. */
+    azid_token *t = NULL;
+    azid_error err;
+    const char *body = TOKEN_WITH("\"expires_in\":60");
+    assert_int_equal(token_parse(body, strlen(body), "r", INT64_MAX, NOW, &t, &err),
+                     AZID_ERR_ARGUMENT);
+    assert_int_equal(token_parse(body, strlen(body), "r", NOW, INT64_MIN, &t, &err),
+                     AZID_ERR_ARGUMENT);
+    assert_null(t);
+}
+
 static void test_token_type_defects(void **state)
 {
     (void)state;
@@ -259,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_access_token_defects),
         cmocka_unit_test(test_expiry_defects),
         cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_expiry_out_of_range),
         cmocka_unit_test(test_token_type_defects),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_token_new_and_free),
