@@ -30,7 +30,9 @@ static const char help[] =
     "identity is assigned (it asks for a token for " AZID_DEFAULT_RESOURCE " and\n"
     "prints none), whether the config file is valid and safe for you, whether\n"
     "this session's keyring is usable, and whether each PAM stack that lists\n"
-    "pam_azid.so lists pam_keyinit.so before it.  Each line reads\n"
+    "pam_azid.so lists pam_keyinit.so before it, whether 'azid lockdown' is on and\n"
+    "whom it lets through, and which processes of other users talk to the\n"
+    "identity endpoint (it cuts them off).  Each line reads\n"
     "  ok|warn|FAIL  WHAT: DETAIL; WHAT TO DO\n"
     "\n"
     "  --config PATH   config file (default " AZID_CONFIG_PATH ")\n"
@@ -348,6 +350,7 @@ int cmd_doctor(int argc, char **argv)
         check_identity(&d, client, config, config_path);
     check_keyring(&d);
     doctor_check_pam(&d, pam_dir);
+    doctor_check_lockdown(&d, config_path);
 
     azid_client_free(client);
     azid_config_free(config);

@@ -25,4 +25,8 @@ void finding(struct doctor *d, enum finding_level level, const char *what, const
  * fragments, checked as part of their includers. */
 void doctor_check_pam(struct doctor *d, const char *pam_dir);
 
+/* Lockdown on or off, whom it lets through, and the processes of other
+ * uids holding connections to the identity endpoint (doctor_lockdown.c). */
+void doctor_check_lockdown(struct doctor *d, const char *config_path);
+
 #endif

@@ -182,16 +182,36 @@ static azid_status allow_entry(struct lockdown_allow *allow, const char *entry,
     return rc < 0 ? fail(err, AZID_ERR_NOMEM, "out of memory") : AZID_OK;
 }
 
-azid_status lockdown_desired(azid_config *config, struct lockdown_allow *allow,
+/* The config file at path (NULL: the built-in one), Match blocks aside. */
+static azid_config *load_config(const char *path, azid_error *err)
+{
+    azid_config *config = azid_config_new();
+    char *arg = NULL;
+    if (!config || (path && asprintf(&arg, "config=%s", path) < 0)) {
+        azid_config_free(config);
+        fail(err, AZID_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if ((arg && azid_config_apply_arg(config, arg, err) != AZID_OK) ||
+        azid_config_load(config, NULL, err) != AZID_OK) {
+        azid_config_free(config);
+        config = NULL;
+    }
+    free(arg);
+    return config;
+}
+
+azid_status lockdown_desired(const char *config_path, struct lockdown_allow *allow,
                              void (*warn)(const char *message, void *ctx), void *ctx,
                              azid_error *err)
 {
     *allow = (struct lockdown_allow){0};
-    azid_status status = azid_config_load(config, NULL, err);
-    if (status != AZID_OK)
-        return status;
+    azid_config *config = load_config(config_path, err);
+    if (!config)
+        return err ? err->status : AZID_ERR_CONFIG;
+    azid_status status = AZID_OK;
     if (lockdown_allow_uid(allow, 0) < 0)
-        return fail(err, AZID_ERR_NOMEM, "out of memory");
+        goto nomem;
     const struct passwd *broker = getpwnam(LOCKDOWN_BROKER_USER);
     if (broker && lockdown_allow_uid(allow, broker->pw_uid) < 0)
         goto nomem;
@@ -200,12 +220,31 @@ azid_status lockdown_desired(azid_config *config, struct lockdown_allow *allow,
     size_t n = azid_config_lockdown_allow(config, &entries);
     for (size_t i = 0; i < n && status == AZID_OK; i++)
         status = allow_entry(allow, entries[i], warn, ctx, err);
+    azid_config_free(config);
     if (status != AZID_OK)
         lockdown_allow_free(allow);
     return status;
 nomem:
+    azid_config_free(config);
     lockdown_allow_free(allow);
     return fail(err, AZID_ERR_NOMEM, "out of memory");
+}
+
+int lockdown_same_allow(const struct lockdown_allow *a, const struct lockdown_allow *b)
+{
+    if (a->nuids != b->nuids || a->nsources != b->nsources)
+        return 0;
+    for (size_t i = 0; i < a->nuids; i++)
+        if (a->uids[i] != b->uids[i])
+            return 0;
+    for (size_t i = 0; i < a->nsources; i++) {
+        size_t j = 0;
+        while (j < b->nsources && strcmp(a->sources[i], b->sources[j]) != 0)
+            j++;
+        if (j == b->nsources)
+            return 0;
+    }
+    return 1;
 }
 
 void lockdown_format_uids(const struct lockdown_allow *allow, char *buf, size_t size)

@@ -36,12 +36,12 @@ int lockdown_allow_source(struct lockdown_allow *allow, const char *text);
 int lockdown_allows_uid(const struct lockdown_allow *allow, uid_t uid);
 
 /* What the rules should allow: root, LOCKDOWN_BROKER_USER when it exists,
- * and every entry of lockdown_allow in the config file (config= set on
- * config, or the built-in path), Match blocks aside.  An entry naming no
+ * and every entry of lockdown_allow in the config file at config_path
+ * (NULL: the built-in path).  An entry naming no
  * existing user or group is left out and reported through warn, so a typo
  * keeps the endpoint closed to it (warn may be NULL).  AZID_ERR_CONFIG when the file is
  * refused or an entry is malformed. */
-azid_status lockdown_desired(azid_config *config, struct lockdown_allow *allow,
+azid_status lockdown_desired(const char *config_path, struct lockdown_allow *allow,
                              void (*warn)(const char *message, void *ctx), void *ctx,
                              azid_error *err);
 
@@ -50,6 +50,19 @@ azid_status lockdown_desired(azid_config *config, struct lockdown_allow *allow,
 azid_status lockdown_state_read(struct lockdown_allow *allow, azid_error *err);
 azid_status lockdown_state_write(const struct lockdown_allow *allow, azid_error *err);
 azid_status lockdown_state_remove(azid_error *err);
+
+/* Whether both allow the same uids and sources. */
+int lockdown_same_allow(const struct lockdown_allow *a, const struct lockdown_allow *b);
+
+/* Runs nft with args (NULL-ended, after "nft"), input on its stdin.  0
+ * when it succeeded, with its stdout in *out (malloc'ed; may be NULL);
+ * otherwise -1 with the reason (nft's own first error line, or that nft
+ * is not installed) in why. */
+int lockdown_nft(const char *const *args, const char *input, char **out, char *why,
+                 size_t why_size);
+/* What table inet azid allows, from the ruleset (root): 1 on (allow
+ * filled), 0 off, -1 could not tell (why filled). */
+int lockdown_read_applied(struct lockdown_allow *allow, char *why, size_t why_size);
 
 /* "0 (root), 998 (_azid), 1001 (alice)" into buf. */
 void lockdown_format_uids(const struct lockdown_allow *allow, char *buf, size_t size);

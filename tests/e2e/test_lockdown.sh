@@ -14,6 +14,8 @@
 #     next on, and status tells when the rules lag behind the config;
 #   - refusals: not root, nft missing, a config the CLI refuses (nothing
 #     changes); an unknown name is a warning and stays refused;
+#   - doctor says on or off, whom it lets through, and names the process of
+#     a refused user holding a connection to the endpoint (an agent);
 #   - forwarded traffic: a "container" namespace joined to this one by a
 #     veth pair, routed through it to an endpoint beyond it (a third
 #     namespace, as IMDS is beyond an Azure VM), is refused until its
@@ -69,6 +71,16 @@ tcp_refused() {
     grep -q 'Connection refused' "$E2E_TMP/out/$1.tcp"
 }
 ruleset() { nft list ruleset; }
+# USER: starts a process of USER holding a connection to the endpoint, as
+# an agent using IMDS does; its pid in $HOLDER.
+hold_connection() {
+    setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups \
+        bash -c 'exec 3<>/dev/tcp/169.254.169.254/80 && exec sleep 60' &
+    HOLDER=$!
+    e2e_wait_for bash -c "readlink /proc/$HOLDER/fd/3 | grep -q socket" ||
+        e2e_fail "$1 could not connect to 169.254.169.254:80"
+}
+doctor() { azid doctor --config "$CONF" --pam-dir "$E2E_TMP/pam.d" >"$E2E_TMP/doctor" 2>&1 || true; }
 lockdown() { azid lockdown "$@" --config "$CONF"; }
 set_allow() { printf '# azid lockdown test\nlockdown_allow = %s\n' "$1" >"$CONF"; }
 
@@ -111,7 +123,7 @@ ctr_refused() {
 }
 
 inside() {
-    local t0 t_tcp t_fetch t_ctr r1 r2 keep u
+    local t0 t_tcp t_fetch t_ctr r1 r2 keep u bob_agent alice_agent
     trap 'echo "FAIL - unexpected error at line $LINENO"; e2e_dump_logs' ERR
     e2e_ns_up
     e2e_start_emulator
@@ -135,6 +147,17 @@ EOF
     keep=$(nft list table ip admin_keep)
 
     set_allow "alice,@imdsusers,nosuchuser"
+    # doctor, lockdown off: who would be cut off.
+    hold_connection bob
+    bob_agent=$HOLDER
+    hold_connection alice
+    alice_agent=$HOLDER
+    doctor
+    grep -e '^ok *lockdown' -e 'IMDS users' "$E2E_TMP/doctor" || true
+    ok "doctor, off: says lockdown is off" grep -q '^ok *lockdown: off' "$E2E_TMP/doctor"
+    ok "doctor, off: warns that bob's process would be cut off" \
+        grep -q "^warn *IMDS users: uid $(id -u bob) (bob): sleep (pid $bob_agent) .* 'azid lockdown on' would cut it off" "$E2E_TMP/doctor"
+    ok "doctor, off: no warning for alice's process (lockdown_allow)" file_lacks "$E2E_TMP/doctor" "(pid $alice_agent)"
     lockdown on >"$E2E_TMP/on.out" 2>"$E2E_TMP/on.err" || { cat "$E2E_TMP/on.err"; false; }
     cat "$E2E_TMP/on.out"
     ok "an unknown name in lockdown_allow is a warning naming it" file_has "$E2E_TMP/on.err" "nosuchuser"
@@ -155,6 +178,15 @@ EOF
     ok "bob's azid fetch names the lockdown" file_has "$E2E_TMP/out/bob.err" "azid lockdown is on"
     ok "bob's azid fetch points to azid token" file_has "$E2E_TMP/out/bob.err" "azid token"
     ok "nobody is refused too" tcp_refused nobody
+    doctor
+    ok "doctor, on: says lockdown is on, with the allowed uids" \
+        grep -q "^ok *lockdown: on: 169.254.169.254:80 answers only uids 0 (root), $(id -u alice) (alice)" "$E2E_TMP/doctor"
+    ok "doctor, on: warns that bob's process is refused" \
+        grep -q "^warn *IMDS users: uid $(id -u bob) (bob): sleep (pid $bob_agent) .* lockdown refuses it" "$E2E_TMP/doctor"
+    kill "$bob_agent" "$alice_agent"
+    as_user bob azid doctor --config "$CONF" --pam-dir "$E2E_TMP/pam.d" >"$E2E_TMP/doctor" 2>&1 || true
+    ok "doctor as bob: lockdown on, from the state file" \
+        grep -q "^ok *lockdown: on: .* (as /run/azid-lockdown says; root reads the rules)" "$E2E_TMP/doctor"
     ok "root is served" served root
     ok "the broker's user _azid is served" served _azid
     ok "alice (lockdown_allow) is served" served alice
@@ -177,6 +209,9 @@ EOF
     lockdown status >"$E2E_TMP/status"
     ok "after a config change status says to run on again" \
         grep -q "^config: .* now allows others; run 'azid lockdown on'" "$E2E_TMP/status"
+    doctor
+    ok "after a config change doctor says to run on again" \
+        grep -q "^warn *lockdown: .* now allows others than the rules do; run 'azid lockdown on'" "$E2E_TMP/doctor"
     lockdown on >/dev/null
     ok "after on, alice (no longer allowed) is refused" tcp_refused alice
     ok "after on, carol is still served" served carol
@@ -207,6 +242,9 @@ EOF
     # the state file stays, but azid fetch does not blame the lockdown.
     nft delete table inet azid
     ok "rules gone but state file left: bob's azid fetch is served" served bob
+    doctor
+    ok "rules gone but state file left: doctor says something removed them" \
+        grep -q "^warn *lockdown: off, though /run/azid-lockdown says" "$E2E_TMP/doctor"
     set_allow "@imdsusers"
     lockdown on >/dev/null
 
