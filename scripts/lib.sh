@@ -11,7 +11,7 @@ AZID_BUILD_DEPS=(autoconf automake libtool pkgconf make gcc
 AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linux
                libpam-modules libpam-runtime openssl nftables)
 # For the rest of the test suite.
-AZID_TEST_DEPS=(pamtester valgrind passwd)
+AZID_TEST_DEPS=(pamtester valgrind passwd python3-azure)
 # To build the Debian packages and check them (tests/packaging/).
 AZID_DEB_DEPS=(build-essential debhelper dpkg-dev lintian)
 

@@ -10,6 +10,9 @@
 #     `azid fetch` says it is the lockdown and points to `azid token`;
 #     root, the broker's user (_azid), a lockdown_allow user and a member of
 #     a lockdown_allow @group still get tokens;
+#   - logins: a user the policy grants a token (but the lockdown refuses)
+#     still finds it in his login and gets it from `azid token` and from
+#     README's Python SDK credential; a user granted nothing gets nothing;
 #   - on twice leaves the same ruleset; a config change is applied by the
 #     next on, and status tells when the rules lag behind the config;
 #   - refusals: not root, nft missing, a config the CLI refuses (nothing
@@ -82,7 +85,16 @@ hold_connection() {
 }
 doctor() { azid doctor --config "$CONF" --pam-dir "$E2E_TMP/pam.d" >"$E2E_TMP/doctor" 2>&1 || true; }
 lockdown() { azid lockdown "$@" --config "$CONF"; }
-set_allow() { printf '# azid lockdown test\nlockdown_allow = %s\n' "$1" >"$CONF"; }
+# The config pam_azid and azid lockdown read: lockdown_allow = $1, and a
+# token for bob, whom the lockdown refuses.
+set_allow() { printf 'lockdown_allow = %s\nMatch user bob\nresource = %s\n' "$1" "$R1" >"$CONF"; }
+
+# The Python credential of README.md ("Close IMDS to everyone else"), run
+# by a user's session: prints the token it gets for $R1's scope.
+sdk_script() {
+    sed -n '/^   ```python$/,/^   ```$/p' "$top_srcdir/README.md" | sed '1d;$d;s/^   //'
+    printf 't = AzidCredential().get_token("%s.default")\nassert isinstance(t.expires_on, int)\nprint(t.token)\n' "$R1"
+}
 
 # ---- the container and the endpoint beyond the VM ---------------------------------
 # ctr (CTR_ADDR) --veth-- this namespace (the VM, forwarding) --veth-- fabric
@@ -123,13 +135,16 @@ ctr_refused() {
 }
 
 inside() {
-    local t0 t_tcp t_fetch t_ctr r1 r2 keep u bob_agent alice_agent
+    local t0 t_tcp t_fetch t_ctr r1 r2 keep u o bob_agent alice_agent
     trap 'echo "FAIL - unexpected error at line $LINENO"; e2e_dump_logs' ERR
     e2e_ns_up
     e2e_start_emulator
     EMU_PID=$!
-    CONF=$E2E_TMP/etc/lockdown.conf
+    CONF=$E2E_TMP/etc/azid.conf
     install -d -m 755 "$E2E_TMP/out"
+    for u in bob dave; do install -d -m 700 -o "$u" -g "$u" "$E2E_TMP/out/login-$u"; done
+    sdk_script >"$E2E_TMP/sdk.py"
+    chmod 644 "$E2E_TMP/sdk.py"
 
     ok "before lockdown, bob gets a token straight from IMDS" served bob
     lockdown status >"$E2E_TMP/status"
@@ -178,6 +193,28 @@ EOF
     ok "bob's azid fetch names the lockdown" file_has "$E2E_TMP/out/bob.err" "azid lockdown is on"
     ok "bob's azid fetch points to azid token" file_has "$E2E_TMP/out/bob.err" "azid token"
     ok "nobody is refused too" tcp_refused nobody
+
+    # Logins: pam_azid (root, in sshd) still gets what the policy grants.
+    e2e_start_sshd
+    o=$E2E_TMP/out/login-bob
+    e2e_ssh bob "keyctl pipe '%user:azid:token:$R1' >$o/key; azid token '$R1' >$o/token
+        azid fetch -r '$R1' >/dev/null 2>$o/fetch.err; echo \$? >$o/fetch.rc
+        /usr/bin/python3 $E2E_TMP/sdk.py >$o/sdk 2>$o/sdk.err" || true
+    ok "bob (granted $R1, refused by the lockdown): his login stored the token IMDS issued" \
+        e2e_logs issued "$E2E_EMU_LOG" "$R1" "$o/key"
+    ok "bob's azid token prints it" cmp -s "$o/token" <(cat "$o/key"; echo)
+    ok "bob's azid fetch in his login is refused, naming the lockdown" \
+        bash -c '[ "$(cat "$0/fetch.rc")" = 3 ] && grep -q "azid lockdown is on" "$0/fetch.err"' "$o"
+    ok "bob's Python SDK credential of README.md gets the same token through azid token" \
+        cmp -s "$o/sdk" "$o/token"
+    [ -s "$o/sdk.err" ] && sed 's/^/# sdk: /' "$o/sdk.err"
+    o=$E2E_TMP/out/login-dave
+    e2e_ssh dave "azid token '$R1' >$o/token 2>$o/token.err; echo \$? >$o/token.rc
+        keyctl search @s user 'azid:token:$R1' >/dev/null 2>&1 && echo has-key >$o/key || echo no-key >$o/key
+        bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>$o/tcp" || true
+    ok "dave (granted nothing): his login stored no token" grep -qx no-key "$o/key"
+    ok "dave's azid token has nothing (exit 1)" bash -c '[ "$(cat "$0/token.rc")" = 1 ] && [ ! -s "$0/token" ]' "$o"
+    ok "dave cannot ask IMDS himself either" grep -q 'Connection refused' "$o/tcp"
     doctor
     ok "doctor, on: says lockdown is on, with the allowed uids" \
         grep -q "^ok *lockdown: on: 169.254.169.254:80 answers only uids 0 (root), $(id -u alice) (alice)" "$E2E_TMP/doctor"
@@ -302,7 +339,10 @@ outside() {
     local host_rules
     host_rules=$(nft list ruleset 2>/dev/null | sha256sum)
 
-    e2e_prepare "$R1" ""
+    E2E_USERS="alice bob dave"
+    e2e_prepare "" ""
+    # What each user gets is the config file's (set_allow), no Key Vault.
+    sed -i 's| secret=[^ ]*||' "$E2E_TMP/pam.d/sshd"
     # The broker's user, a user in a lockdown_allow @group, nobody's group.
     printf 'imdsusers:x:%s:carol\n' "$(e2e_free_id 62190)" >>"$E2E_TMP/etc/group"
     for u in _azid carol; do
@@ -311,8 +351,6 @@ outside() {
         printf '%s:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' "$u" "$uid" "$uid" >>"$E2E_TMP/etc/passwd"
         printf '%s:x:%s:\n' "$u" "$uid" >>"$E2E_TMP/etc/group"
     done
-    printf '# written by the test\n' >"$E2E_TMP/etc/lockdown.conf"
-    chmod 644 "$E2E_TMP/etc/lockdown.conf"
     e2e_enter "$0" --inside || rc=$?
     e2e_cleanup
     ok "the host's ruleset is unchanged" [ "$(nft list ruleset 2>/dev/null | sha256sum)" = "$host_rules" ]
