@@ -25,7 +25,7 @@
 E2E_SSH_PORT=2222
 E2E_IMDS_ADDR=169.254.169.254
 E2E_AZURE_ASSET_TAG=7783-7084-3265-9085-8269-3286-77
-E2E_USERS="alice bob"
+E2E_USERS=${E2E_USERS:-"alice bob"}
 E2E_VAULT_HOST=v1.vault.azure.net
 E2E_SECRET_NAME=db
 E2E_SECRET_URL=https://$E2E_VAULT_HOST/secrets/$E2E_SECRET_NAME
@@ -33,6 +33,8 @@ E2E_SECRET_URL=https://$E2E_VAULT_HOST/secrets/$E2E_SECRET_NAME
 E2E_WAIT_TRIES=200
 # Bound of one ssh login (seconds), should a login hang.
 E2E_SSH_LIMIT=30
+# Most concurrent logins e2e_burst starts (sshd's MaxStartups allows them).
+E2E_BURST_MAX=200
 
 # The interpreter itself, resolved once: python3 may be a slow wrapper
 # (pyenv shims) and the run starts it a dozen times.
@@ -59,6 +61,25 @@ below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
 
 # Seconds (two decimals) since $1, an earlier $EPOCHREALTIME.
 e2e_elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+# The median of the numbers given.
+e2e_median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The host files a test must not change.
+e2e_host_state() {
+    find /etc/pam.d /etc/passwd /etc/group /etc/shadow /etc/nsswitch.conf /etc/ld.so.cache /etc/ssh \
+        -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum
+    ls -l /etc/azid.conf 2>&1 || true
+}
+# Processes whose command line names the temp dir (sshd, emulator, ...).
+e2e_processes_naming() {
+    local p cmd
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+        [[ $cmd == *"$1"* ]] && echo "${p#/proc/}: $cmd"
+    done
+    return 0
+}
 
 # True when this machine lets us create the namespaces the run needs.
 e2e_can_unshare() {
@@ -90,10 +111,13 @@ e2e_free_id() {
 
 # Host side.  $1: resources for pam_azid (space-separated), $2: any further
 # module arguments; pam_azid also gets secret=$E2E_SECRET_URL (whose value,
-# random per run, is $E2E_SECRET_VALUE) and the CA of the Key Vault
-# emulator.  Creates E2E_TMP with everything the namespace mounts.
+# random per run, is $E2E_SECRET_VALUE; not when E2E_NO_SECRET=1) and the CA
+# of the Key Vault emulator.  Creates E2E_TMP with everything the namespace
+# mounts.  The users' uids are the first free ones from $E2E_UID_BASE
+# (default 62100): tests that may run at the same time take different
+# bases, as the kernel's keyrings and key quotas of a uid are global.
 e2e_prepare() {
-    local resources=$1 extra_args=$2 module user uid next=62100 sshd_line r pki
+    local resources=$1 extra_args=$2 module user uid next=${E2E_UID_BASE:-62100} sshd_line r pki
     module=$top_builddir/.libs/pam_azid.so
     [ -f "$module" ] || e2e_fail "$module is not built; run make first"
     [ -z "${E2E_TMP:-}" ] || e2e_fail "already inside a run ($E2E_TMP); not nesting another"
@@ -103,7 +127,7 @@ e2e_prepare() {
     # The users' sessions run commands from here; traversable, not writable.
     chmod 755 "$E2E_TMP"
     export E2E_TMP
-    mkdir -p "$E2E_TMP"/{etc,pam.d,ssh,home,keys,run}
+    mkdir -p "$E2E_TMP"/{etc,etc-overlay,pam.d,ssh,home,keys,run}
 
     # passwd/group/shadow seen in the namespace: root, sshd's privilege
     # separation user, and the test users (no password: public key only).
@@ -142,28 +166,36 @@ EOF
     read -r E2E_KV_CERT E2E_KV_KEY E2E_KV_CA <<<"$pki"
     E2E_SECRET_VALUE=e2e-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
     export E2E_KV_CERT E2E_KV_KEY E2E_KV_CA E2E_SECRET_VALUE
-    # pam_azid reads no host config: an explicit, empty one.
-    printf '# azid e2e: everything comes from the module arguments\n' >"$E2E_TMP/etc/azid.conf"
+    # pam_azid reads no host config: an explicit one, $E2E_AZID_CONF or
+    # empty, which is also /etc/azid.conf inside the namespace.
+    printf '# azid e2e\n%s' "${E2E_AZID_CONF:-}" >"$E2E_TMP/etc/azid.conf"
     chmod 644 "$E2E_TMP/etc/azid.conf"
 
     # The PAM stack: public-key logins only (auth denies everything else),
     # then the keyring pam_azid needs, then pam_azid itself.
     local args=""
     for r in $resources; do args+=" resource=$r"; done
+    [ "${E2E_NO_SECRET:-0}" = 1 ] || args+=" secret=$E2E_SECRET_URL ca_file=$E2E_KV_CA"
     cat >"$E2E_TMP/pam.d/sshd" <<EOF
 auth     required pam_deny.so
 account  required pam_unix.so
 session  required pam_unix.so
 session  optional pam_keyinit.so force revoke
-session  optional $module config=$E2E_TMP/etc/azid.conf$args secret=$E2E_SECRET_URL ca_file=$E2E_KV_CA $extra_args
+session  optional $module config=$E2E_TMP/etc/azid.conf$args $extra_args
 password required pam_deny.so
 EOF
     printf 'auth required pam_deny.so\naccount required pam_deny.so\nsession required pam_deny.so\npassword required pam_deny.so\n' \
         >"$E2E_TMP/pam.d/other"
 
     ssh-keygen -q -t ed25519 -N '' -f "$E2E_TMP/ssh/host_ed25519_key"
+    # Known in advance, so that concurrent logins do not all write it.
+    printf '[127.0.0.1]:%s %s\n' "$E2E_SSH_PORT" "$(cut -d' ' -f1,2 "$E2E_TMP/ssh/host_ed25519_key.pub")" \
+        >"$E2E_TMP/known_hosts"
+    # MaxStartups: sshd drops unauthenticated connections beyond 10 by
+    # default; e2e_burst opens up to E2E_BURST_MAX at once.
     cat >"$E2E_TMP/ssh/sshd_config" <<EOF
 ListenAddress 127.0.0.1:$E2E_SSH_PORT
+MaxStartups $((E2E_BURST_MAX + 10))
 HostKey $E2E_TMP/ssh/host_ed25519_key
 PidFile none
 UsePAM yes
@@ -254,8 +286,15 @@ e2e_ns_up() {
         fi
     done
 
-    # Users, PAM stack, name service: the test's copies.
-    for d in passwd group shadow nsswitch.conf hosts; do
+    # /etc: an overlay whose writes stay in this namespace, so that files
+    # the host lacks (/etc/azid.conf, read by azidd and the CLI) can exist.
+    mount -t tmpfs -o mode=700 e2e-etc "$E2E_TMP/etc-overlay"
+    mkdir "$E2E_TMP/etc-overlay/upper" "$E2E_TMP/etc-overlay/work"
+    mount -t overlay -o "lowerdir=/etc,upperdir=$E2E_TMP/etc-overlay/upper,workdir=$E2E_TMP/etc-overlay/work" \
+        e2e-etc /etc
+    : >/etc/azid.conf
+    # Users, PAM stack, name service, azid's policy: the test's copies.
+    for d in passwd group shadow nsswitch.conf hosts azid.conf; do
         mount --bind "$E2E_TMP/etc/$d" "/etc/$d"
     done
     mount --bind "$E2E_TMP/pam.d" /etc/pam.d
@@ -375,6 +414,18 @@ e2e_start_sshd() {
         e2e_fail "sshd did not start listening: $(cat "$E2E_TMP/sshd.log")"
 }
 
+# Black-holes the IMDS address (packets to it vanish, as off Azure or
+# with a dead endpoint) with nftables in this network namespace, and
+# restores it.
+e2e_blackhole_imds() {
+    nft -f - <<EOF || e2e_fail "nft could not black-hole $E2E_IMDS_ADDR"
+table inet e2e_blackhole {
+    chain out { type filter hook output priority 0; ip daddr $E2E_IMDS_ADDR drop; }
+}
+EOF
+}
+e2e_restore_imds() { nft delete table inet e2e_blackhole || e2e_fail "nft could not restore $E2E_IMDS_ADDR"; }
+
 # e2e_ssh USER COMMAND: one real login of USER running COMMAND (stdout and
 # stderr pass through; the exit status is the command's, 124 when the login
 # took longer than E2E_SSH_LIMIT).
@@ -384,8 +435,26 @@ e2e_ssh() {
     timeout -k 2 "$E2E_SSH_LIMIT" ssh -F /dev/null -p "$E2E_SSH_PORT" -i "$E2E_TMP/keys/$user" \
         -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none \
         -o UserKnownHostsFile="$E2E_TMP/known_hosts" -o GlobalKnownHostsFile=/dev/null \
-        -o StrictHostKeyChecking=no -o LogLevel=ERROR -o ConnectTimeout=10 \
+        -o StrictHostKeyChecking=yes -o LogLevel=ERROR -o ConnectTimeout="$E2E_SSH_LIMIT" \
         "$user@127.0.0.1" "$@" </dev/null
+}
+
+# e2e_burst USER N DIR COMMAND: N (at most E2E_BURST_MAX) concurrent
+# logins of USER, all started at once; login I runs COMMAND with $1 = I,
+# its output goes to DIR/I.out and its exit status (e2e_ssh's) to DIR/I.rc.
+# Returns when every login has ended, each within E2E_SSH_LIMIT.
+e2e_burst() {
+    local user=$1 n=$2 dir=$3 cmd=$4 i pids=()
+    [ "$n" -le "$E2E_BURST_MAX" ] || e2e_fail "e2e_burst: $n logins is more than $E2E_BURST_MAX"
+    for ((i = 1; i <= n; i++)); do
+        (
+            rc=0
+            e2e_ssh "$user" "set -- $i; $cmd" >"$dir/$i.out" 2>&1 || rc=$?
+            echo "$rc" >"$dir/$i.rc"
+        ) &
+        pids+=("$!")
+    done
+    wait "${pids[@]}" || true
 }
 
 # Prints the logs of sshd, syslog (PAM) and the emulator's requests, for

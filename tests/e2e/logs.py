@@ -5,8 +5,13 @@
     logs.py issued IMDS_LOG RESOURCE FILE   FILE holds a token IMDS issued for RESOURCE
     logs.py count IMDS_LOG [WHICH]          prints how many requests were logged; WHICH:
                                             a fault name (those that met it), "throttled"
-                                            (answered 429 by --limits) or "issued" (200
-                                            with a token)
+                                            (answered 429 by --limits), "issued" (200
+                                            with a token) or resource=URI (asked for URI)
+    logs.py holders IMDS_LOG RESOURCE FILE...  prints how many FILEs hold a token IMDS
+                                            issued for RESOURCE
+    logs.py expires IMDS_LOG FILE           prints the expires_on of the token FILE holds
+    logs.py pieces IMDS_LOG                 prints a 48-character piece of every issued
+                                            token, one a line (for grep -F -f)
     logs.py imds-shaped IMDS_LOG            every request was an IMDS token request to
                                             169.254.169.254 with Metadata: true, api-version,
                                             and no X-Forwarded-For
@@ -53,8 +58,45 @@ def cmd_count(log_path, which=None):
         "throttled": lambda e: e.get("throttled"),
         "issued": lambda e: e["status"] == 200 and e["access_token"],
     }
+    if which and which.startswith("resource="):
+        return cmd_count_resource(log_path, which[len("resource="):])
     test = tests.get(which, lambda e: e["fault"] == which)
     print(sum(1 for e in entries(log_path) if test(e)))
+    return True
+
+
+def cmd_count_resource(log_path, resource):
+    print(sum(1 for e in entries(log_path) if e["query"].get("resource") == [resource]))
+    return True
+
+
+def cmd_holders(log_path, resource, *files):
+    tokens = {e["access_token"] for e in issued_for(entries(log_path), resource)}
+    held = 0
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                held += f.read() in tokens
+        except FileNotFoundError:
+            pass
+    print(held)
+    return True
+
+
+def cmd_expires(log_path, path):
+    with open(path, encoding="utf-8") as f:
+        held = f.read()
+    found = [e["expires_on"] for e in entries(log_path) if held and e["access_token"] == held]
+    if found:
+        print(found[0])
+    return bool(found)
+
+
+def cmd_pieces(log_path):
+    for e in entries(log_path):
+        if e["access_token"]:
+            signature = e["access_token"].rsplit(".", 1)[-1]
+            print(signature[len(signature) // 2 - 24:len(signature) // 2 + 24])
     return True
 
 
@@ -117,6 +159,9 @@ def cmd_show(log_path):
 COMMANDS = {
     "issued": cmd_issued,
     "count": cmd_count,
+    "holders": cmd_holders,
+    "expires": cmd_expires,
+    "pieces": cmd_pieces,
     "imds-shaped": cmd_imds_shaped,
     "expiry": cmd_expiry,
     "vault-authorized": cmd_vault_authorized,

@@ -217,21 +217,6 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
 }
 
 # ---- on the host -----------------------------------------------------------------
-# The host files this test must not change.
-host_state() {
-    find /etc/pam.d /etc/passwd /etc/group /etc/shadow /etc/nsswitch.conf /etc/ld.so.cache /etc/ssh \
-        -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum
-}
-# Processes whose command line names the temp dir (sshd, emulator, ...).
-processes_naming() {
-    local p cmd
-    for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-        [[ $cmd == *"$1"* ]] && echo "${p#/proc/}: $cmd"
-    done
-    return 0
-}
-
 outside() {
     local tool host_before start tmp rc=0 leftover
     if [ "$(id -u)" != 0 ]; then
@@ -247,19 +232,19 @@ outside() {
         command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null ||
             e2e_fail "$tool is missing (Debian: openssh-server openssh-client keyutils python3 util-linux)"
     done
-    host_before=$(host_state)
+    host_before=$(e2e_host_state)
 
     start=$EPOCHREALTIME
     e2e_prepare "$R1 $R2" "timeout=$TIMEOUT debug"
     tmp=$E2E_TMP
     e2e_enter "$0" --inside || rc=$?
 
-    leftover=$(processes_naming "$tmp")
+    leftover=$(e2e_processes_naming "$tmp")
     e2e_cleanup
     ok "no process of the run is left on the host${leftover:+: $leftover}" [ -z "$leftover" ]
     ok "the temp dir is removed" [ ! -e "$tmp" ]
     ok "the host's /etc/pam.d, passwd, group, shadow, ssh, ld.so.cache are unchanged" \
-        [ "$(host_state)" = "$host_before" ]
+        [ "$(e2e_host_state)" = "$host_before" ]
     echo "# total: $(e2e_elapsed_since "$start") s"
     [ "$rc" = 0 ] && [ "$failures" = 0 ]
 }

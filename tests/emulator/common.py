@@ -211,6 +211,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's backlog is 5: a burst of clients would see connections
+    # dropped by the kernel, which a real endpoint does not do.
+    request_queue_size = 1024
 
 
 def add_listen_arguments(parser):
