@@ -6,7 +6,7 @@
  * session keyring like the user's shell), then this process closes it.
  *
  *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
- *           [--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end]
+ *           [--after CMD] [--cycles N] [--times] [--deny-keys EPERM|ENOSYS] [--child-end]
  *           [--deny-uid-restore]
  *
  * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
@@ -14,7 +14,8 @@
  * how long pam_open_session took; CMD runs as the user with
  * /bin/sh -c, after the session open or after pam_end.  With --cycles N
  * (N > 1) it runs N start/open/close/end cycles without commands and prints
- * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000".
+ * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000"; with
+ * --times also one "open_us=N" line per cycle (bench/run times session opens).
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
@@ -159,17 +160,17 @@ static int end_in_child(pam_handle_t *pamh)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static long elapsed_ms(const struct timespec *start)
+static long elapsed_us(const struct timespec *start)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+    return (now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
 }
 
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
-          "[--after CMD] [--cycles N] [--deny-keys EPERM|ENOSYS] [--child-end] "
+          "[--after CMD] [--cycles N] [--times] [--deny-keys EPERM|ENOSYS] [--child-end] "
           "[--deny-uid-restore]\n",
           stderr);
     exit(2);
@@ -183,13 +184,14 @@ int main(int argc, char **argv)
         {"after", required_argument, NULL, 'a'},   {"cycles", required_argument, NULL, 'n'},
         {"deny-keys", required_argument, NULL, 'k'}, {"child-end", no_argument, NULL, 'e'},
         {"deny-uid-restore", no_argument, NULL, 'r'},
+        {"times", no_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     const char *confdir = NULL, *user = NULL, *service = "azid-test";
     const char *during = NULL, *after = NULL;
     long cycles = 1;
     int deny_errno = 0;
-    bool child_end = false, deny_uid_restore = false;
+    bool child_end = false, deny_uid_restore = false, times = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -201,6 +203,7 @@ int main(int argc, char **argv)
         case 'n': cycles = strtol(optarg, NULL, 10); break;
         case 'e': child_end = true; break;
         case 'r': deny_uid_restore = true; break;
+        case 't': times = true; break;
         case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
         default: usage();
         }
@@ -228,8 +231,10 @@ int main(int argc, char **argv)
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         int open = pam_open_session(pamh, 0);
+        if (times)
+            printf("open_us=%ld\n", elapsed_us(&start));
         if (cycles == 1)
-            printf("open_session=%s\nopen_ms=%ld\n", result_name(open), elapsed_ms(&start));
+            printf("open_session=%s\nopen_ms=%ld\n", result_name(open), elapsed_us(&start) / 1000);
         if (child_end)
             printf("child_end=%d\n", end_in_child(pamh));
         if (during)

@@ -86,7 +86,7 @@ class Result:
         self.stdout = proc.stdout
         self.stderr = proc.stderr
         self.returncode = proc.returncode
-        self.elapsed = elapsed  # the whole sandboxed run (bench/run.py)
+        self.elapsed = elapsed  # the whole sandboxed run
         self.logs = logs  # [(severity, text after "pam_azid(service:session): ")]
         self.all_logs = []
         self.steps = {}
