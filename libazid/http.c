@@ -10,6 +10,9 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <limits.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,26 +20,73 @@
 #include <strings.h>
 #include <sys/auxv.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
-static int curl_keylog_refused;
+static enum { KEYLOG_OK, KEYLOG_REFUSED_SETID, KEYLOG_REFUSED_ROOT } curl_keylog;
+static int curl_openssl; /* libcurl's TLS backend is the OpenSSL we link */
 static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
 static int curl_pinned;
+
+/* Whether this process's environment may be someone else's: a set-id
+ * program (su) has its caller's; a root process may too (telnetd runs
+ * `login -p`, which keeps the user's).  Such a process never lets the
+ * environment make libcurl or OpenSSL write files or change trust. */
+static int environment_untrusted(void)
+{
+    return getauxval(AT_SECURE) || getuid() == 0 || geteuid() == 0;
+}
+
+/* OpenSSL reads OPENSSL_CONF (and, through the file, providers, engines
+ * and the TLS defaults such as VerifyCAFile) with getenv when it first
+ * loads its configuration, which libcurl's initialisation triggers.  Loading
+ * the system file by its compiled-in path first makes that later load a
+ * no-op.  A host process that had loaded a configuration before keeps it:
+ * that one came from its own start, not from a caller. */
+static void openssl_load_system_config(void)
+{
+    char path[PATH_MAX];
+    OPENSSL_INIT_SETTINGS *settings = OPENSSL_INIT_new();
+    if (settings && snprintf(path, sizeof path, "%s/openssl.cnf", X509_get_default_cert_area()) <
+                        (int)sizeof path &&
+        OPENSSL_INIT_set_config_filename(settings, path))
+        OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings);
+    OPENSSL_INIT_free(settings);
+}
 
 /* Never paired with curl_global_cleanup: the library may live in sshd or
  * login next to other curl users, and cleanup is not thread-safe.
  * libcurl's initialisation opens $SSLKEYLOGFILE for appending, read with
- * getenv: in a set-user-id program (su) the caller would have root create
- * a file of their choosing and receive TLS session keys.  Such a process
- * gets no libcurl at all. */
+ * getenv: a caller would have root create a file of their choosing and
+ * receive TLS session keys.  A root or set-id process whose environment
+ * sets it gets no libcurl at all; one whose libcurl someone else initialised
+ * has the key log turned off per connection (on_ssl_ctx). */
 static void curl_init_once(void)
 {
-    if (getauxval(AT_SECURE) && getenv("SSLKEYLOGFILE")) {
-        curl_keylog_refused = 1;
-        return;
+    if (environment_untrusted()) {
+        if (getenv("SSLKEYLOGFILE")) {
+            curl_keylog = getauxval(AT_SECURE) ? KEYLOG_REFUSED_SETID : KEYLOG_REFUSED_ROOT;
+            return;
+        }
+        openssl_load_system_config();
     }
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
+}
+
+/* Called by libcurl with each new SSL_CTX, after its own settings: no key
+ * log (libcurl sets one whenever its process-wide SSLKEYLOGFILE is open),
+ * and OpenSSL wipes the plaintext of records (a token, a secret, a bearer
+ * header) from its buffers once they are used. */
+static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *userdata)
+{
+    (void)curl;
+    (void)userdata;
+    SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
+    SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
 }
 
 /* An attempt cut off while resolving a host name leaves its resolver
@@ -233,8 +283,19 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     SET(CURLOPT_WRITEDATA, t);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, t);
-    if (req->ca_file)
+    if (curl_openssl && strncmp(req->url, "https:", 6) == 0) {
+        SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        /* Trust is named here, never left to a default that an environment
+         * variable (SSL_CERT_FILE, SSL_CERT_DIR) could move: the system
+         * bundle and directory libcurl was built with, or ca_file=. */
+        char *ca_info = NULL, *ca_path = NULL;
+        curl_easy_getinfo(curl, CURLINFO_CAINFO, &ca_info);
+        curl_easy_getinfo(curl, CURLINFO_CAPATH, &ca_path);
+        SET(CURLOPT_CAINFO, req->ca_file ? req->ca_file : ca_info);
+        SET(CURLOPT_CAPATH, ca_path);
+    } else if (req->ca_file) {
         SET(CURLOPT_CAINFO, req->ca_file);
+    }
     if (req->body) {
         SET(CURLOPT_POSTFIELDS, req->body);
         /* The caller's "Expect:" header (added below) avoids a 100-continue wait. */
@@ -280,10 +341,14 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
     pthread_once(&curl_once, curl_init_once);
-    if (curl_keylog_refused)
+    if (curl_keylog == KEYLOG_REFUSED_SETID)
         return err_set(err, AZID_ERR_SYSTEM,
                        "refusing to use libcurl in a set-user-id program whose caller set "
                        "SSLKEYLOGFILE; unset it");
+    if (curl_keylog == KEYLOG_REFUSED_ROOT)
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "refusing to use libcurl as root while SSLKEYLOGFILE is set (libcurl "
+                       "would create that file and write TLS session keys into it); unset it");
     if (curl_init_result != CURLE_OK)
         return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
                        curl_easy_strerror(curl_init_result));

@@ -6,7 +6,7 @@
 # shellcheck disable=SC2034  # the arrays are for the scripts that source this
 # To build.
 AZID_BUILD_DEPS=(autoconf automake libtool pkgconf make gcc
-                 libpam0g-dev libcurl4-openssl-dev libjansson-dev libkeyutils-dev libcmocka-dev)
+                 libpam0g-dev libcurl4-openssl-dev libssl-dev libjansson-dev libkeyutils-dev libcmocka-dev)
 # For the end-to-end run (tests/e2e/lib.sh): sshd, PAM modules, namespaces.
 AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linux
                libpam-modules libpam-runtime openssl nftables)

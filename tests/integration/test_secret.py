@@ -83,11 +83,11 @@ class SecretTest(unittest.TestCase):
         self.emulators.append(kv)
         return kv
 
-    def get(self, imds, url=URL, ca="main", timeout_ms=5000, wrap=()):
+    def get(self, imds, url=URL, ca="main", timeout_ms=5000, wrap=(), env=None):
         ca_file = self.pki.ca(ca)[0] if ca else "-"
         argv = list(wrap) + [os.path.join(harness.top_builddir, "tests", "integration", "secret_get"),
                              imds.url, ca_file, url, str(timeout_ms)]
-        env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+        env = dict({k: v for k, v in os.environ.items() if k not in CLEAN_ENV}, **(env or {}))
         start = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, env=env, timeout=timeout_ms / 1000 + 30)
         return Result(proc, time.monotonic() - start)
@@ -205,6 +205,52 @@ class SecretTest(unittest.TestCase):
                                         "SSL certificate problem: unable to get local issuer certificate "
                                         "(trusted: the system CA store; add the issuer's CA with ca_file=)",
                                         handshakes_refused=1)
+
+    def test_environment_never_changes_trust(self):
+        """SPEC: a root process never lets an environment variable change
+        libcurl's or OpenSSL's trust.  Each variable below names the test CA,
+        which the system store does not hold: the certificate stays refused."""
+        self.assertEqual(os.geteuid(), 0)
+        for env in ({"SSL_CERT_FILE": self.pki.ca("main")[0]}, {"SSL_CERT_DIR": self.pki.trust_dir("main")},
+                    {"CURL_CA_BUNDLE": self.pki.ca("main")[0]}):
+            with self.subTest(env=env):
+                imds = self.imds()
+                kv = self.vault(imds)
+                try:
+                    self.assert_certificate_refused(self.get(imds, ca=None, env=env), kv,
+                                                    "SSL certificate problem: unable to get local issuer "
+                                                    "certificate (trusted: the system CA store; add")
+                finally:
+                    for emu in (kv, imds):  # the next vault takes the same address
+                        emu.stop()
+                        self.emulators.remove(emu)
+
+    def test_openssl_conf_not_read_as_root(self):
+        """OPENSSL_CONF would let a caller's environment (login -p) choose
+        OpenSSL's providers, engines and TLS defaults in a root process.
+        This one accepts only RSA signatures, and the vault's certificate is
+        ECDSA: read, it would fail every handshake.  As root it is never read."""
+        conf = os.path.join(self.tmp, "openssl-rsa-only.cnf")
+        with open(conf, "w") as f:
+            f.write("openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n"
+                    "[tls]\nSignatureAlgorithms = RSA+SHA256\n")
+        imds = self.imds()
+        kv = self.vault(imds)
+        self.assert_ok(self.get(imds, env={"OPENSSL_CONF": conf}))
+        self.assertEqual(len(kv.requests()), 1)
+
+    def test_sslkeylogfile_refused_as_root(self):
+        """libcurl would create $SSLKEYLOGFILE as root and write TLS keys
+        into it: a root process refuses, and the file never appears."""
+        keylog = os.path.join(self.tmp, "keylog")
+        imds = self.imds()
+        kv = self.vault(imds)
+        r = self.get(imds, env={"SSLKEYLOGFILE": keylog})
+        self.assert_fails(r, "system", "refusing to use libcurl as root while SSLKEYLOGFILE is set "
+                                       "(libcurl would create that file and write TLS session keys into "
+                                       "it); unset it")
+        self.assertFalse(os.path.exists(keylog), "root created SSLKEYLOGFILE")
+        self.assertEqual((imds.requests(), kv.requests()), ([], []))
 
     def test_certificate_for_another_name_refused(self):
         imds = self.imds()

@@ -197,8 +197,10 @@ class Sandbox:
 
     def run(self, args, user="azuser", keyinit="force revoke", plain=False, during=INSPECT, after=None,
             cycles=None, prefix=(), deny_keys=None, fake_dmi=False, netns=False, child_end=False, timeout=120,
-            deny_uid_restore=False):
-        """Writes the stack, runs pam_run in the sandbox, returns a Result."""
+            deny_uid_restore=False, env_extra=None):
+        """Writes the stack, runs pam_run in the sandbox, returns a Result.
+        env_extra: variables added to pam_run's environment (the host
+        process's, which the module sees)."""
         self.stack(args, keyinit=keyinit, plain=plain)
         setup = [
             "set -e",
@@ -234,6 +236,7 @@ class Sandbox:
                if k not in ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT",
                             "MSI_SECRET", "AZURE_FEDERATED_TOKEN_FILE")}
         env["T"] = self.tmp
+        env.update(env_extra or {})
         start = time.monotonic()
         proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env)
         elapsed = time.monotonic() - start

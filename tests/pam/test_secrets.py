@@ -52,8 +52,8 @@ class Secrets(unittest.TestCase):
                                   imds_log=self.imds.log_path)
         return self.kv
 
-    def run_pam(self, extra):
-        r = self.sandbox.run(["endpoint=" + self.imds.url, "ca_file=" + self.ca, "secret=" + URL] + extra)
+    def run_pam(self, extra, **kw):
+        r = self.sandbox.run(["endpoint=" + self.imds.url, "ca_file=" + self.ca, "secret=" + URL] + extra, **kw)
         for line in r.all_logs:
             self.assertNotIn(VALUE, line)
             for e in self.imds.requests():
@@ -75,6 +75,20 @@ class Secrets(unittest.TestCase):
         self.assertIn("azid:token:https://vault.azure.net", r.keys)
         self.assertTrue(any(l.startswith("(user azuser) stored %s as key %d in the session keyring"
                                          % (KEY, key["serial"])) for l in r.lines("DEBUG")), r.logs)
+
+    def test_sslkeylogfile_never_created_as_root(self):
+        """login -p (telnetd) hands the user's environment to root's PAM
+        stack: SSLKEYLOGFILE would make libcurl create that file as root and
+        write the TLS keys of the Key Vault connection into it."""
+        self.vault(["db=" + VALUE])
+        keylog = os.path.join(self.tmp, "keylog")
+        r = self.run_pam(["resource=https://vault.azure.net"], env_extra={"SSLKEYLOGFILE": keylog})
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertFalse(os.path.exists(keylog), "root created SSLKEYLOGFILE")
+        self.assertEqual(r.keys, {})
+        self.assertTrue(any("refusing to use libcurl as root while SSLKEYLOGFILE is set" in l
+                            for l in r.lines("ERR")), r.logs)
+        self.assertEqual((self.imds.requests(), self.kv.requests()), ([], []))
 
     def test_secret_expiry_caps_key_timeout(self):
         self.vault(["db=%s,exp=%d" % (VALUE, int(time.time()) + 200)])
