@@ -154,15 +154,12 @@ static int check_source(struct doctor *d, azid_client *client)
 
 static void describe_identity(const azid_config *config, char *buf, size_t size)
 {
-    static const char *const selectors[] = {"client_id", "object_id", "msi_res_id"};
-    for (size_t i = 0; i < sizeof selectors / sizeof selectors[0]; i++) {
-        const char *value = azid_config_get(config, selectors[i]);
-        if (value && *value) {
-            snprintf(buf, size, "the user-assigned identity %s=%s", selectors[i], value);
-            return;
-        }
-    }
-    snprintf(buf, size, "the system-assigned identity");
+    const char *value;
+    azid_identity_kind kind = azid_config_identity(config, &value);
+    if (kind == AZID_IDENTITY_SYSTEM)
+        snprintf(buf, size, "the system-assigned identity");
+    else
+        snprintf(buf, size, "the user-assigned identity %s=%s", azid_identity_name(kind), value);
 }
 
 static long elapsed_ms(const struct timespec *start)

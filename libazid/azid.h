@@ -24,6 +24,8 @@ extern "C" {
  * The configuration never grants it, or anything, implicitly. */
 #define AZID_DEFAULT_RESOURCE "https://management.azure.com/"
 #define AZID_DEFAULT_TIMEOUT_MS 5000
+/* The one ceiling of a time budget (timeout=, --timeout, the client). */
+#define AZID_TIMEOUT_MAX_MS 300000
 /* Keys expire this many seconds before the token does. */
 #define AZID_EXPIRY_SKEW_S 60
 /* The largest epoch second (9999-12-31T23:59:59Z), and duration, accepted
@@ -110,6 +112,9 @@ typedef enum azid_identity_kind {
     AZID_IDENTITY_OBJECT_ID,
     AZID_IDENTITY_MSI_RES_ID
 } azid_identity_kind;
+
+/* "client_id", "object_id", "msi_res_id"; NULL for AZID_IDENTITY_SYSTEM. */
+const char *azid_identity_name(azid_identity_kind kind);
 
 typedef struct azid_client azid_client;
 
@@ -233,9 +238,34 @@ azid_status azid_config_apply_arg(azid_config *config, const char *arg, azid_err
  * line, and nothing of it applies. */
 azid_status azid_config_load(azid_config *config, const char *user, azid_error *err);
 
-/* The effective value of a scalar setting as text ("timeout" -> "5"), NULL
- * for an unknown key or an unset one without a default. */
-const char *azid_config_get(const azid_config *config, const char *key);
+/* Effective settings, typed; a NULL configuration answers the defaults. */
+long azid_config_timeout_ms(const azid_config *config);
+azid_keyring azid_config_keyring(const azid_config *config);
+int azid_config_fail_closed(const azid_config *config);
+int azid_config_debug(const azid_config *config);
+azid_source azid_config_source(const azid_config *config);
+const char *azid_config_endpoint(const azid_config *config); /* NULL: the source's */
+const char *azid_config_ca_file(const azid_config *config);  /* NULL: system trust */
+const char *azid_config_path(const azid_config *config);     /* the file config= names */
+/* The identity outside Match blocks (an argument's, else the file's): what
+ * grants without a Match block of their own use.  *value (when non-NULL)
+ * is its ID, NULL for the system-assigned identity. */
+azid_identity_kind azid_config_identity(const azid_config *config, const char **value);
+
+/* One thing the user is granted and the identity to fetch it with. */
+typedef enum azid_grant_kind { AZID_GRANT_TOKEN = 0, AZID_GRANT_SECRET } azid_grant_kind;
+typedef struct azid_grant {
+    azid_grant_kind kind;
+    const char *target; /* the resource, or the Key Vault secret URL */
+    azid_identity_kind identity;
+    const char *identity_value; /* NULL for the system-assigned identity */
+} azid_grant;
+
+/* What the user the file was loaded for gets: the arguments' grants, then
+ * the file's in file order, each target once.  An identity selector in a
+ * Match block binds that block's grants; the one outside binds the rest.
+ * Valid until the configuration changes or is freed. */
+size_t azid_config_grants(const azid_config *config, const azid_grant **grants);
 /* Resources and secret URLs granted to the user; none when nothing grants
  * any (nothing is granted implicitly). */
 size_t azid_config_resources(const azid_config *config, const char *const **list);
@@ -243,10 +273,6 @@ size_t azid_config_secrets(const azid_config *config, const char *const **list);
 /* Whether the arguments or any line of the file, in whichever Match block,
  * grant a resource or secret to anyone; 0 means every login gets nothing. */
 int azid_config_grants_anyone(const azid_config *config);
-long azid_config_timeout_ms(const azid_config *config);
-azid_keyring azid_config_keyring(const azid_config *config);
-int azid_config_fail_closed(const azid_config *config);
-int azid_config_debug(const azid_config *config);
 
 /* broker=: AUTO asks AZID_BROKER_SOCKET when it answers and otherwise
  * works in-process; OFF never asks a broker; PATH asks the broker at that
@@ -264,8 +290,12 @@ long azid_config_negative_cache_ms(const azid_config *config);
  * order; NULL-terminated list. */
 size_t azid_config_lockdown_allow(const azid_config *config, const char *const **list);
 
-/* A client set up from the configuration (source, endpoint, identity,
- * timeout, CA file). */
+/* Decimal seconds ("5", "2.5") in milliseconds, more than 0 and at most
+ * AZID_TIMEOUT_MAX_MS: the parser of timeout= and --timeout. */
+azid_status azid_timeout_parse(const char *seconds, long *ms, azid_error *err);
+
+/* A client set up from the configuration (source, endpoint, the identity
+ * outside Match blocks, timeout, CA file). */
 azid_status azid_config_new_client(const azid_config *config, azid_client **out,
                                    azid_error *err);
 

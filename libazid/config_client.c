@@ -3,7 +3,6 @@
  * only parse configuration do not link the network code. */
 #include "config.h"
 
-#include "config_parse.h"
 #include "internal.h"
 
 azid_status azid_config_new_client(const azid_config *config, azid_client **out,
@@ -19,10 +18,10 @@ azid_status azid_config_new_client(const azid_config *config, azid_client **out,
         return err_set(err, AZID_ERR_NOMEM, "out of memory creating the identity client");
 
     const char *id;
-    azid_identity_kind kind = config_identity(config, &id);
-    const char *endpoint = azid_config_get(config, "endpoint");
-    const char *ca_file = azid_config_get(config, "ca_file");
-    azid_status st = azid_client_set_source(client, config_source(config), err);
+    azid_identity_kind kind = azid_config_identity(config, &id);
+    const char *endpoint = azid_config_endpoint(config);
+    const char *ca_file = azid_config_ca_file(config);
+    azid_status st = azid_client_set_source(client, azid_config_source(config), err);
     if (st == AZID_OK && endpoint)
         st = azid_client_set_endpoint(client, endpoint, err);
     if (st == AZID_OK && kind != AZID_IDENTITY_SYSTEM)

@@ -53,10 +53,11 @@ int text_is_word(const char *value); /* NULL is not a word */
  * bytes.  The last component must not be a symbolic link unless flags has
  * FILE_FOLLOW (Kubernetes projects tokens through links).  what names the
  * file in messages ("the Arc key file").  *st (may be NULL) gets the file's
- * status from the open descriptor.  AZID_ERR_SYSTEM (cannot open or read,
- * errno kept), AZID_ERR_ARGUMENT (not regular, empty, too large),
- * AZID_ERR_NOMEM. */
+ * status from the open descriptor, also when the file is refused.
+ * AZID_ERR_SYSTEM (cannot open or read, errno kept), AZID_ERR_ARGUMENT (not
+ * regular, empty, too large), AZID_ERR_NOMEM. */
 #define FILE_FOLLOW 1u
+#define FILE_EMPTY_OK 2u /* 0 bytes is a valid file (an empty config file) */
 azid_status file_read_small(const char *path, const char *what, size_t max, unsigned flags,
                             char **data, size_t *length, struct stat *st, azid_error *err);
 

@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-#include "config_parse.h"
+#include "secret_url.h"
 
 #include <stddef.h>
 #include <stdint.h>

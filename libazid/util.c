@@ -80,7 +80,8 @@ azid_status file_read_small(const char *path, const char *what, size_t max, unsi
     char *buf = NULL;
     ssize_t n = 0;
     int e = 0;
-    if (fstat(fd, &sb) != 0) {
+    int stat_ok = fstat(fd, &sb) == 0;
+    if (!stat_ok) {
         e = errno;
         status = err_set(err, AZID_ERR_SYSTEM, "cannot stat %s %s: %s", what, path, strerror(e));
     } else if (!S_ISREG(sb.st_mode)) {
@@ -95,7 +96,7 @@ azid_status file_read_small(const char *path, const char *what, size_t max, unsi
         if (n < 0)
             status = err_set(err, AZID_ERR_SYSTEM, "cannot read %s %s: %s", what, path,
                              strerror(e));
-        else if (got == 0 || got > max) {
+        else if ((got == 0 && !(flags & FILE_EMPTY_OK)) || got > max) {
             /* The size is read, not trusted: procfs and sysfs report 0 or
              * 4096; a regular file's own size makes the clearer message. */
             char size[32] = "0";
@@ -110,7 +111,7 @@ azid_status file_read_small(const char *path, const char *what, size_t max, unsi
             buf[got] = '\0';
         n = (ssize_t)got;
     }
-    if (status == AZID_OK && st)
+    if (st && stat_ok)
         *st = sb;
     close(fd);
     if (status != AZID_OK) {

@@ -163,10 +163,46 @@ static void remember_keys(struct fetch *f)
     }
 }
 
+static bool same_identity(const azid_grant *a, const azid_grant *b)
+{
+    return a->identity == b->identity &&
+           (!a->identity_value || !strcmp(a->identity_value, b->identity_value));
+}
+
+/* The grants of one identity, tokens then secrets, with the client asking
+ * as that identity.  The client's one time budget runs on across identity
+ * changes. */
+static void fetch_as(struct fetch *f, const azid_grant *grants, size_t n, const azid_grant *as)
+{
+    azid_error err;
+    azid_status st = azid_client_set_identity(f->client, as->identity, as->identity_value, &err);
+    if (st != AZID_OK) {
+        log_err(f->ctx, "no keys for this identity: %s", err.message);
+        note_failure(f, st);
+        return;
+    }
+    if (as->identity != AZID_IDENTITY_SYSTEM)
+        log_debug(f->ctx, "asking as the identity %s=%s", azid_identity_name(as->identity),
+                  as->identity_value);
+    else
+        log_debug(f->ctx, "asking as the system-assigned identity");
+    for (int secrets = 0; secrets < 2; secrets++)
+        for (size_t i = 0; i < n; i++) {
+            if (!same_identity(&grants[i], as) || (grants[i].kind == AZID_GRANT_SECRET) != secrets)
+                continue;
+            if (f->stopped)
+                f->skipped++;
+            else if (secrets) {
+                fetch_secret(f, grants[i].target);
+            } else {
+                fetch_token(f, grants[i].target);
+            }
+        }
+}
+
 /* With the client set up: the source (local checks only), the keyring
- * guard, then the network, item by item. */
-static int fetch_all(struct fetch *f, const char *const *resources, size_t nres,
-                     const char *const *secrets, size_t nsec)
+ * guard, then the network, grant by grant, each with its own identity. */
+static int fetch_all(struct fetch *f, const azid_grant *grants, size_t n)
 {
     struct module_ctx *ctx = f->ctx;
     azid_error err;
@@ -196,18 +232,18 @@ static int fetch_all(struct fetch *f, const char *const *resources, size_t nres,
         log_debug(ctx, "the session keyring is a per-login keyring of uid %u",
                   (unsigned)f->pw->pw_uid);
 
-    f->serials = calloc(nres + nsec, sizeof f->serials[0]);
+    f->serials = calloc(n, sizeof f->serials[0]);
     if (!f->serials) {
         log_err(ctx, "out of memory; no keys stored");
         return ctx_fail_result(ctx);
     }
-    for (size_t i = 0; i < nres + nsec; i++) {
-        if (f->stopped)
-            f->skipped++;
-        else if (i < nres)
-            fetch_token(f, resources[i]);
-        else
-            fetch_secret(f, secrets[i - nres]);
+    /* One identity after the other, in the order they first appear. */
+    for (size_t i = 0; i < n; i++) {
+        size_t first = 0;
+        while (!same_identity(&grants[first], &grants[i]))
+            first++;
+        if (first == i)
+            fetch_as(f, grants, n, &grants[i]);
     }
     if (f->skipped)
         log_err(ctx, "%zu more resource(s)/secret(s) not tried after that failure", f->skipped);
@@ -236,10 +272,9 @@ int session_open(struct module_ctx *ctx)
     ctx->fail_closed = azid_config_fail_closed(ctx->config);
     log_settings(ctx);
 
-    const char *const *resources = NULL, *const *secrets = NULL;
-    size_t nres = azid_config_resources(ctx->config, &resources);
-    size_t nsec = azid_config_secrets(ctx->config, &secrets);
-    if (nres + nsec == 0) {
+    const azid_grant *grants = NULL;
+    size_t n = azid_config_grants(ctx->config, &grants);
+    if (n == 0) {
         log_debug(ctx, "granted no resources or secrets: nothing to do");
         return PAM_IGNORE;
     }
@@ -253,7 +288,7 @@ int session_open(struct module_ctx *ctx)
         log_err(ctx, "no keys stored: %s", err.message);
         return ctx_fail_result(ctx);
     }
-    int result = fetch_all(&f, resources, nres, secrets, nsec);
+    int result = fetch_all(&f, grants, n);
     azid_client_free(f.client);
     return result;
 }

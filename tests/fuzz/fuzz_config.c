@@ -7,7 +7,8 @@
 #include "config.h"
 
 #include "azid.h"
-#include "config_parse.h"
+#include "conf_parse.h"
+#include "secret_url.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,15 +42,22 @@ static void check_invariants(const azid_config *cfg)
     if (list[n])
         __builtin_trap();
     long ms = azid_config_timeout_ms(cfg);
-    if (ms <= 0 || ms > CONFIG_TIMEOUT_MAX_MS)
+    if (ms <= 0 || ms > AZID_TIMEOUT_MAX_MS)
         __builtin_trap();
 
-    const config_option *option;
-    for (size_t i = 0; (option = config_option_at(i)); i++)
-        (void)azid_config_get(cfg, option->name);
+    /* Every grant has its identity: an ID exactly when user-assigned. */
+    const azid_grant *grants;
+    n = azid_config_grants(cfg, &grants);
+    for (size_t i = 0; i < n; i++)
+        if ((grants[i].identity == AZID_IDENTITY_SYSTEM) != !grants[i].identity_value)
+            __builtin_trap();
     const char *id;
-    (void)config_identity(cfg, &id);
-    (void)config_source(cfg);
+    (void)azid_config_identity(cfg, &id);
+    (void)azid_config_source(cfg);
+    (void)azid_config_endpoint(cfg);
+    (void)azid_config_ca_file(cfg);
+    (void)azid_config_broker(cfg, &id);
+    (void)azid_config_negative_cache_ms(cfg);
     (void)azid_config_keyring(cfg);
     (void)azid_config_fail_closed(cfg);
     (void)azid_config_debug(cfg);

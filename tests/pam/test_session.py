@@ -314,6 +314,57 @@ class Session(unittest.TestCase):
         self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
         self.assertEqual(r.keys["azid:token:" + VAULT]["uid"], 54401)
 
+    def test_identity_per_grant(self):
+        # Issue 9 #3, carol's case: two Match blocks apply, each with its own
+        # identity; each resource is requested with its own block's identity,
+        # never with the last block's.
+        storage = "https://storage.azure.com/"
+        conf = self.sandbox.write_config("Match group azuser\n"
+                                         "client_id = web-client\n"
+                                         "resource = %s\n"
+                                         "Match user azuser\n"
+                                         "resource = %s\n"
+                                         "client_id = dba-client\n"
+                                         "Match all\n"
+                                         "resource = %s\n" % (storage, VAULT, ARM))
+        emu = self.emulator(identities=["client_id=web-client,object_id=o1,msi_res_id=r1",
+                                        "client_id=dba-client,object_id=o2,msi_res_id=r2",
+                                        "client_id=outside,object_id=o3,msi_res_id=r3"])
+        r = self.run_pam(["endpoint=" + emu.url, "config=" + conf, "client_id=outside", "debug"])
+        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
+        sent = sorted((e["query"]["resource"][0], e["query"].get("client_id")) for e in emu.requests())
+        self.assertEqual(sent, sorted([(storage, ["web-client"]), (VAULT, ["dba-client"]),
+                                       (ARM, ["outside"])]))
+        self.assertEqual(sorted(r.keys), sorted("azid:token:" + x for x in (storage, VAULT, ARM)))
+        debug = r.lines("DEBUG")
+        self.assertIn("(user azuser) setting: resource=%s (%s:3, Match group azuser) with "
+                      "client_id=web-client (line 2)" % (storage, conf), debug)
+        self.assertIn("(user azuser) setting: resource=%s (%s:5, Match user azuser) with "
+                      "client_id=dba-client (line 6)" % (VAULT, conf), debug)
+        self.assertIn("(user azuser) setting: resource=%s (%s:8)" % (ARM, conf), debug)
+        self.assertIn("(user azuser) asking as the identity client_id=web-client", debug)
+
+    def test_one_resource_two_identities_refused(self):
+        conf = self.sandbox.write_config("Match group azuser\n"
+                                         "client_id = web-client\n"
+                                         "resource = %s\n"
+                                         "Match user azuser\n"
+                                         "client_id = dba-client\n"
+                                         "resource = %s\n" % (VAULT, VAULT))
+        emu = self.emulator()
+        r = self.run_pam(["endpoint=" + emu.url, "config=" + conf], during=None)
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        (line,) = r.lines("ERR")
+        self.assertEqual(line, "(user azuser) config file not used, no keys stored: %s:6: resource %s "
+                               "is granted to this user with client_id=dba-client here and with "
+                               "client_id=web-client by line 3; a resource gets one identity per "
+                               "user: give both the same identity or grant it once" % (conf, VAULT))
+        self.assertEqual(emu.requests(), [])
+        # The error is per user: one to whom neither block applies is not refused.
+        r = self.run_pam(["endpoint=" + emu.url, "config=" + conf], user="azother")
+        self.assertEqual(r.steps["open_session"], IGNORED, r)
+        self.assertEqual(r.lines("ERR"), [])
+
     def test_debug_lists_settings_never_token(self):
         emu = self.emulator()
         r = self.run_pam(["endpoint=" + emu.url, "resource=" + VAULT, "debug"])

@@ -10,7 +10,9 @@
 #include <cmocka.h>
 
 #include "azid.h"
-#include "config_parse.h"
+#include "conf_parse.h"
+#include "options.h"
+#include "secret_url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +88,38 @@ static void assert_secrets(const azid_config *cfg, const char *const *want)
     assert_list(n, list, want);
 }
 
+static void assert_identity(const azid_config *cfg, azid_identity_kind kind, const char *value)
+{
+    const char *id = "unset";
+    assert_int_equal(azid_config_identity(cfg, &id), kind);
+    if (value)
+        assert_string_equal(id, value);
+    else
+        assert_null(id);
+}
+
+/* target is granted, with this identity (value NULL: system-assigned). */
+static void assert_grant(const azid_config *cfg, const char *target, azid_identity_kind kind,
+                         const char *value)
+{
+    const azid_grant *g;
+    size_t n = azid_config_grants(cfg, &g);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(g[i].target, target))
+            continue;
+        assert_int_equal(g[i].kind, strncmp(target, "https://", 8) || !strstr(target, "/secrets/")
+                                        ? AZID_GRANT_TOKEN
+                                        : AZID_GRANT_SECRET);
+        assert_int_equal(g[i].identity, kind);
+        if (value)
+            assert_string_equal(g[i].identity_value, value);
+        else
+            assert_null(g[i].identity_value);
+        return;
+    }
+    fail_msg("%s is not granted", target);
+}
+
 #define LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NONE ((const char *const[]){NULL})
 
@@ -122,18 +156,27 @@ static void test_table_is_consistent(void **state)
     (void)state;
     char expect[512];
     size_t i;
-    const config_option *o;
-    for (i = 0; (o = config_option_at(i)); i++) {
-        assert_non_null(o->check);
-        assert_true(o->description && *o->description);
+    const struct option *o;
+    for (i = 0; (o = option_at(i)); i++) {
+        assert_true(o->doc && *o->doc);
         assert_true(o->syntax && *o->syntax);
         /* Every default is a value the option itself accepts. */
-        if (o->default_value && o->check(o, o->default_value, expect, sizeof expect))
+        union option_value v;
+        if (o->default_text && option_parse(o, o->default_text, &v, expect, sizeof expect))
             fail_msg("default of %s rejected: %s", o->name, expect);
-        if (!o->default_value)
+        if (o->default_text)
+            option_value_free(o, &v);
+        else
             assert_non_null(o->unset_means);
+        if (o->type == OPT_CHOICE || o->type == OPT_FLAG)
+            assert_non_null(o->words);
+        else if (o->type != OPT_SECONDS)
+            assert_non_null(o->check);
         /* config= chooses the file; everything else may be in it. */
-        assert_int_equal(o->in_file, strcmp(o->name, "config") != 0);
+        assert_int_equal(!!(o->where & OPT_FILE), strcmp(o->name, "config") != 0);
+        /* The broker's and lockdown's host-wide keys are the file's only. */
+        assert_int_equal(!!(o->where & OPT_ARG),
+                         strcmp(o->name, "negative_cache") && strcmp(o->name, "lockdown_allow"));
     }
     assert_int_equal(i, 16);
 }
@@ -145,21 +188,20 @@ static void test_defaults(void **state)
     assert_resources(cfg, NONE); /* nothing is granted implicitly */
     assert_secrets(cfg, NONE);
     assert_int_equal(azid_config_timeout_ms(cfg), AZID_DEFAULT_TIMEOUT_MS);
-    assert_string_equal(azid_config_get(cfg, "timeout"), "5");
-    assert_string_equal(azid_config_get(cfg, "source"), "auto");
-    assert_string_equal(azid_config_get(cfg, "config"), AZID_CONFIG_PATH);
-    assert_string_equal(azid_config_get(cfg, "debug"), "no");
-    assert_null(azid_config_get(cfg, "endpoint"));
-    assert_null(azid_config_get(cfg, "ca_file"));
-    assert_null(azid_config_get(cfg, "client_id"));
-    assert_null(azid_config_get(cfg, "resource"));   /* a list, not a scalar */
-    assert_null(azid_config_get(cfg, "resorce"));
+    assert_dump_line(cfg, "timeout=5 (default)");
+    assert_int_equal(azid_config_source(cfg), AZID_SOURCE_AUTO);
+    assert_string_equal(azid_config_path(cfg), AZID_CONFIG_PATH);
+    assert_dump_line(cfg, "debug=no (default)");
+    assert_null(azid_config_endpoint(cfg));
+    assert_null(azid_config_ca_file(cfg));
+    /* A mistyped or list option is no accessor: a compile error, not "unset". */
+    assert_identity(cfg, AZID_IDENTITY_SYSTEM, NULL);
     assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_SESSION);
     assert_false(azid_config_fail_closed(cfg));
     assert_false(azid_config_debug(cfg));
-    assert_int_equal(config_source(cfg), AZID_SOURCE_AUTO);
+    assert_int_equal(azid_config_source(cfg), AZID_SOURCE_AUTO);
     const char *id = "x";
-    assert_int_equal(config_identity(cfg, &id), AZID_IDENTITY_SYSTEM);
+    assert_int_equal(azid_config_identity(cfg, &id), AZID_IDENTITY_SYSTEM);
     assert_null(id);
 
     assert_dump_line(cfg, "config file " AZID_CONFIG_PATH ": not read");
@@ -189,19 +231,17 @@ static void test_args_apply(void **state)
     assert_resources(cfg, LIST("https://vault.azure.net", "api://app"));
     assert_secrets(cfg, LIST(VAULT_SECRET));
     assert_int_equal(azid_config_timeout_ms(cfg), 2500);
-    assert_string_equal(azid_config_get(cfg, "timeout"), "2.5");
-    assert_string_equal(azid_config_get(cfg, "endpoint"), "http://127.0.0.1:8080");
-    assert_int_equal(config_source(cfg), AZID_SOURCE_IMDS);
+    assert_dump_line(cfg, "timeout=2.5 (argument)");
+    assert_string_equal(azid_config_endpoint(cfg), "http://127.0.0.1:8080");
+    assert_int_equal(azid_config_source(cfg), AZID_SOURCE_IMDS);
     assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_PERSISTENT);
     assert_true(azid_config_fail_closed(cfg));
-    assert_string_equal(azid_config_get(cfg, "config"), "/tmp/azid-test.conf");
-    assert_string_equal(azid_config_get(cfg, "ca_file"), "/etc/ssl/ca.pem");
+    assert_string_equal(azid_config_path(cfg), "/tmp/azid-test.conf");
+    assert_string_equal(azid_config_ca_file(cfg), "/etc/ssl/ca.pem");
     assert_true(azid_config_debug(cfg));
     const char *id;
-    assert_int_equal(config_identity(cfg, &id), AZID_IDENTITY_CLIENT_ID);
+    assert_int_equal(azid_config_identity(cfg, &id), AZID_IDENTITY_CLIENT_ID);
     assert_string_equal(id, "11111111-2222-3333-4444-555555555555");
-    assert_string_equal(azid_config_get(cfg, "client_id"), id);
-    assert_null(azid_config_get(cfg, "object_id"));
     assert_dump_line(cfg, "resource=api://app (argument)");
     assert_dump_line(cfg, "client_id=11111111-2222-3333-4444-555555555555 (argument)");
     assert_dump_line(cfg, "debug=yes (argument)");
@@ -210,8 +250,8 @@ static void test_args_apply(void **state)
     apply_args(cfg, LIST("timeout=7", "debug=no", "source=workload", "client_id=other"));
     assert_int_equal(azid_config_timeout_ms(cfg), 7000);
     assert_false(azid_config_debug(cfg));
-    assert_int_equal(config_source(cfg), AZID_SOURCE_WORKLOAD);
-    assert_string_equal(azid_config_get(cfg, "client_id"), "other");
+    assert_int_equal(azid_config_source(cfg), AZID_SOURCE_WORKLOAD);
+    assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "other");
     azid_config_free(cfg);
 }
 
@@ -336,8 +376,7 @@ static void test_args_identity_conflict(void **state)
     assert_int_equal(azid_config_apply_arg(cfg, "object_id=bbb", &err), AZID_ERR_ARGUMENT);
     assert_string_equal(err.message, "object_id=bbb: conflicts with client_id=aaa given earlier; "
                                      "give at most one of client_id, object_id, msi_res_id");
-    assert_string_equal(azid_config_get(cfg, "client_id"), "aaa");
-    assert_null(azid_config_get(cfg, "object_id"));
+    assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "aaa");
     azid_config_free(cfg);
 }
 
@@ -555,8 +594,8 @@ static void check_refused(const struct bad_text *cases, size_t n)
         assert_resources(cfg, LIST("https://from-argument"));
         assert_secrets(cfg, NONE);
         assert_int_equal(azid_config_timeout_ms(cfg), 9000);
-        assert_string_equal(azid_config_get(cfg, "keyring"), "session");
-        assert_null(azid_config_get(cfg, "client_id"));
+        assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_SESSION);
+        assert_identity(cfg, AZID_IDENTITY_SYSTEM, NULL);
         struct dump d;
         dump_of(cfg, &d);
         assert_contains(d.text, "\nconfig file " CONF ": refused, nothing of it applies: ");
@@ -633,15 +672,30 @@ static void test_file_refused(void **state)
     size_t size = CONFIG_LINE_MAX + 64;
     char *text = malloc(size);
     assert_non_null(text);
-    int n = snprintf(text, size, "resource = ");
+    int n = snprintf(text, size, "ca_file = /");
     memset(text + n, 'r', CONFIG_LINE_MAX - (size_t)n);
     strcpy(text + CONFIG_LINE_MAX, "\n");
     azid_config *cfg = new_config();
     apply_text_ok(cfg, text, NULL, NULL);
+    assert_int_equal(strlen(azid_config_ca_file(cfg)), CONFIG_LINE_MAX - (size_t)n + 1);
+    /* A resource must also fit its key description (4095 bytes). */
+    n = snprintf(text, size, "resource = ");
+    memset(text + n, 'r', AZID_RESOURCE_MAX);
+    strcpy(text + n + AZID_RESOURCE_MAX, "\n");
+    apply_text_ok(cfg, text, NULL, NULL);
     const char *const *list;
     assert_int_equal(azid_config_resources(cfg, &list), 1);
-    assert_int_equal(strlen(list[0]), CONFIG_LINE_MAX - (size_t)n);
+    assert_int_equal(strlen(list[0]), AZID_RESOURCE_MAX);
+    strcpy(text + n + AZID_RESOURCE_MAX, "r\n");
+    struct bad_text too_big = {text, 0, CONF ":1: resource = rrr"};
+    check_refused(&too_big, 1);
+    azid_error err;
+    assert_int_equal(config_apply_text(cfg, text, strlen(text), CONF, NULL, NULL, 0, &err),
+                     AZID_ERR_CONFIG);
+    assert_contains(err.message, ": expected a resource of at most 4084 characters");
     azid_config_free(cfg);
+    n = snprintf(text, size, "resource = ");
+    memset(text + n, 'r', CONFIG_LINE_MAX - (size_t)n);
     strcpy(text + CONFIG_LINE_MAX, "r\n");
     struct bad_text too_long = {text, 0, CONF ":1: line longer than 4096 characters"};
     check_refused(&too_long, 1);
@@ -683,17 +737,21 @@ static void test_match_user_and_group(void **state)
     assert_int_equal(azid_config_timeout_ms(cfg), 6000); /* the last matching block */
     assert_true(azid_config_fail_closed(cfg));           /* after Match all: everyone */
     assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_SESSION);
-    const char *id;
-    assert_int_equal(config_identity(cfg, &id), AZID_IDENTITY_OBJECT_ID);
-    assert_string_equal(id, "dba-id");
-    assert_null(azid_config_get(cfg, "client_id"));
+    /* Each grant with its block's identity, else the one outside Match. */
+    assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "global-id");
+    assert_grant(cfg, "https://global", AZID_IDENTITY_CLIENT_ID, "global-id");
+    assert_grant(cfg, "https://alice", AZID_IDENTITY_CLIENT_ID, "global-id");
+    assert_grant(cfg, "https://dba", AZID_IDENTITY_OBJECT_ID, "dba-id");
+    assert_grant(cfg, VAULT_SECRET, AZID_IDENTITY_OBJECT_ID, "dba-id");
+    assert_grant(cfg, "https://late", AZID_IDENTITY_CLIENT_ID, "global-id");
 
     /* carol: named in the user list, not in dba. */
     apply_text_ok(cfg, policy, "carol", LIST("carol"));
     assert_resources(cfg, LIST("https://global", "https://alice", "https://late"));
     assert_secrets(cfg, NONE);
     assert_int_equal(azid_config_timeout_ms(cfg), 4000);
-    assert_string_equal(azid_config_get(cfg, "client_id"), "global-id");
+    assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "global-id");
+    assert_grant(cfg, "https://alice", AZID_IDENTITY_CLIENT_ID, "global-id");
 
     /* bob: his block only. */
     apply_text_ok(cfg, policy, "bob", LIST("bob"));
@@ -776,12 +834,11 @@ static void test_precedence(void **state)
         if (!order)
             apply_text_ok(cfg, text, "alice", LIST("dba"));
         assert_int_equal(azid_config_timeout_ms(cfg), 1500);               /* argument */
-        assert_string_equal(azid_config_get(cfg, "endpoint"), "http://127.0.0.1:2"); /* Match */
-        assert_int_equal(config_source(cfg), AZID_SOURCE_IMDS);           /* global */
+        assert_string_equal(azid_config_endpoint(cfg), "http://127.0.0.1:2"); /* Match */
+        assert_int_equal(azid_config_source(cfg), AZID_SOURCE_IMDS);           /* global */
         assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_SESSION); /* default */
         /* An argument's identity replaces the file's, whatever its spelling. */
-        assert_string_equal(azid_config_get(cfg, "client_id"), "arg-id");
-        assert_null(azid_config_get(cfg, "msi_res_id"));
+        assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "arg-id");
         /* Lists: arguments first, then the file in order, each once. */
         assert_resources(cfg, LIST("https://arg", "https://only-arg", "https://file"));
         assert_dump_line(cfg, "resource=https://arg (argument)");
@@ -793,24 +850,112 @@ static void test_precedence(void **state)
         azid_config_free(cfg);
     }
 
-    /* Without the argument, the Match block's identity replaces the global one. */
+    /* A Match block's identity binds what that block grants, and only that:
+     * the identity outside stays, for the grants outside. */
+    static const char blocks[] = "msi_res_id = /global\n"
+                                 "resource = https://g\n"
+                                 "Match group dba\n"
+                                 "client_id = c\n"
+                                 "resource = https://d\n";
     azid_config *cfg = new_config();
-    apply_text_ok(cfg, "msi_res_id = /global\nMatch group dba\nclient_id = c\n", "a", LIST("dba"));
-    assert_string_equal(azid_config_get(cfg, "client_id"), "c");
-    assert_null(azid_config_get(cfg, "msi_res_id"));
-    apply_text_ok(cfg, "msi_res_id = /global\nMatch group dba\nclient_id = c\n", "a", LIST("x"));
-    const char *id;
-    assert_int_equal(config_identity(cfg, &id), AZID_IDENTITY_MSI_RES_ID);
-    assert_string_equal(id, "/global");
+    apply_text_ok(cfg, blocks, "a", LIST("dba"));
+    assert_identity(cfg, AZID_IDENTITY_MSI_RES_ID, "/global");
+    assert_grant(cfg, "https://g", AZID_IDENTITY_MSI_RES_ID, "/global");
+    assert_grant(cfg, "https://d", AZID_IDENTITY_CLIENT_ID, "c");
     assert_dump_line(cfg, "msi_res_id=/global (" CONF ":1)");
-    /* Two blocks both matching: the later one's identity. */
-    apply_text_ok(cfg, "Match user a\nclient_id = c\nMatch group dba\nobject_id = o\n", "a",
+    assert_dump_line(cfg, "resource=https://g (" CONF ":2)");
+    assert_dump_line(cfg, "resource=https://d (" CONF ":5, Match group dba) with client_id=c "
+                          "(line 4)");
+    apply_text_ok(cfg, blocks, "a", LIST("x"));
+    assert_resources(cfg, LIST("https://g"));
+    assert_identity(cfg, AZID_IDENTITY_MSI_RES_ID, "/global");
+    /* An argument's identity replaces the one outside, not a block's. */
+    apply_args(cfg, LIST("object_id=arg"));
+    apply_text_ok(cfg, blocks, "a", LIST("dba"));
+    assert_grant(cfg, "https://g", AZID_IDENTITY_OBJECT_ID, "arg");
+    assert_grant(cfg, "https://d", AZID_IDENTITY_CLIENT_ID, "c");
+    azid_config_free(cfg);
+
+    /* Two blocks both matching: each its own identity, wherever in the
+     * block the selector stands. */
+    cfg = new_config();
+    apply_text_ok(cfg, "Match user a\nresource = https://u\nclient_id = c\n"
+                       "Match group dba\nobject_id = o\nresource = https://g\n", "a",
                   LIST("dba"));
-    assert_string_equal(azid_config_get(cfg, "object_id"), "o");
-    assert_null(azid_config_get(cfg, "client_id"));
+    assert_grant(cfg, "https://u", AZID_IDENTITY_CLIENT_ID, "c");
+    assert_grant(cfg, "https://g", AZID_IDENTITY_OBJECT_ID, "o");
+    assert_identity(cfg, AZID_IDENTITY_SYSTEM, NULL);
     /* Same selector twice at one level: the last one. */
-    apply_text_ok(cfg, "client_id = one\nclient_id = two\n", NULL, NULL);
-    assert_string_equal(azid_config_get(cfg, "client_id"), "two");
+    apply_text_ok(cfg, "client_id = one\nclient_id = two\nresource = https://x\n", NULL, NULL);
+    assert_identity(cfg, AZID_IDENTITY_CLIENT_ID, "two");
+    assert_grant(cfg, "https://x", AZID_IDENTITY_CLIENT_ID, "two");
+    azid_config_free(cfg);
+}
+
+/* Two grants of one target to one user with different identities are an
+ * error naming both lines; with one identity they are one grant. */
+static void test_grant_identity_conflicts(void **state)
+{
+    (void)state;
+    static const char two[] = "resource = https://v\n"                 /* 1 */
+                              "Match group web\n"                      /* 2 */
+                              "client_id = web\n"                      /* 3 */
+                              "resource = https://v\n"                 /* 4 */
+                              "secret = " VAULT_SECRET "\n"            /* 5 */
+                              "Match group dba\n"                      /* 6 */
+                              "secret = " VAULT_SECRET "\n"            /* 7 */
+                              "client_id = dba\n";                     /* 8 */
+    azid_config *cfg = new_config();
+    azid_error err;
+    assert_int_equal(config_apply_text(cfg, two, strlen(two), CONF, "carol", LIST("web"), 1, &err),
+                     AZID_ERR_CONFIG);
+    assert_string_equal(err.message, CONF ":4: resource https://v is granted to this user with "
+                                     "client_id=web here and with the system-assigned identity by "
+                                     "line 1; a resource gets one identity per user: give both the "
+                                     "same identity or grant it once");
+    assert_resources(cfg, NONE);
+    assert_dump_line(cfg, "config file " CONF ": refused, nothing of it applies: " CONF ":4: "
+                          "resource https://v is granted to this user with client_id=web here "
+                          "and with the system-assigned identity by line 1; a resource gets one "
+                          "identity per user: give both the same identity or grant it once");
+    assert_int_equal(config_apply_text(cfg, two + 21, strlen(two + 21), CONF, "carol",
+                                       LIST("web", "dba"), 2, &err),
+                     AZID_ERR_CONFIG);
+    assert_contains(err.message, CONF ":6: secret " VAULT_SECRET " is granted to this user with "
+                                 "client_id=dba here and with client_id=web by line 4");
+    /* Only the user both blocks apply to is refused. */
+    apply_text_ok(cfg, two + 21, "dave", LIST("dba"));
+    assert_grant(cfg, VAULT_SECRET, AZID_IDENTITY_CLIENT_ID, "dba");
+
+    /* The same identity twice: one grant, from the first line. */
+    apply_text_ok(cfg, "client_id = x\nresource = https://v\nMatch user carol\n"
+                       "client_id = x\nresource = https://v\n", "carol", NULL);
+    assert_int_equal(azid_config_grants(cfg, NULL), 1);
+    assert_dump_line(cfg, "resource=https://v (" CONF ":2)");
+
+    /* An argument's grant against a block's: refused whichever comes first. */
+    static const char block[] = "Match user carol\nclient_id = c\nresource = https://v\n";
+    apply_args(cfg, LIST("resource=https://v"));
+    assert_int_equal(config_apply_text(cfg, block, strlen(block), CONF, "carol", NULL, 0, &err),
+                     AZID_ERR_CONFIG);
+    assert_string_equal(err.message, CONF ":3: resource https://v is granted to this user with "
+                                     "client_id=c here and with the system-assigned identity by "
+                                     "the argument resource=https://v; a resource gets one "
+                                     "identity per user: give both the same identity or grant it "
+                                     "once");
+    azid_config_free(cfg);
+    cfg = new_config();
+    apply_text_ok(cfg, block, "carol", NULL);
+    assert_int_equal(azid_config_apply_arg(cfg, "resource=https://v", &err), AZID_ERR_CONFIG);
+    assert_contains(err.message, CONF ":3: resource https://v is granted to this user with "
+                                 "client_id=c here and with the system-assigned identity by the "
+                                 "argument resource=https://v");
+    /* Nothing of the refused argument applies. */
+    assert_grant(cfg, "https://v", AZID_IDENTITY_CLIENT_ID, "c");
+    assert_int_equal(azid_config_grants(cfg, NULL), 1);
+    /* With the block's identity given outside too, there is one identity. */
+    apply_args(cfg, LIST("client_id=c", "resource=https://v"));
+    assert_int_equal(azid_config_grants(cfg, NULL), 1);
     azid_config_free(cfg);
 }
 
@@ -842,10 +987,10 @@ static void test_dump(void **state)
         "resource=https://vault.azure.net (argument)",
         "resource=https://global (" CONF ":2)",
         "resource=https://alice (" CONF ":6, Match user alice,carol)",
-        "resource=https://dba (" CONF ":9, Match group dba)",
+        "resource=https://dba (" CONF ":9, Match group dba) with object_id=dba-id (line 12)",
         "resource=https://late (" CONF ":19)",
-        "secret=" VAULT_SECRET " (" CONF ":10, Match group dba)",
-        "object_id=dba-id (" CONF ":12, Match group dba)",
+        "secret=" VAULT_SECRET " (" CONF ":10, Match group dba) with object_id=dba-id (line 12)",
+        "client_id=global-id (" CONF ":4)",
         "timeout=6 (" CONF ":11, Match group dba)",
         "endpoint: not set, the detected source's endpoint",
         "source=auto (default)",
@@ -1104,10 +1249,13 @@ static void test_null_arguments(void **state)
     assert_int_equal(azid_config_keyring(NULL), AZID_KEYRING_SESSION);
     assert_false(azid_config_fail_closed(NULL));
     assert_false(azid_config_debug(NULL));
-    assert_null(azid_config_get(NULL, "timeout"));
-    assert_int_equal(config_source(NULL), AZID_SOURCE_AUTO);
+    assert_null(azid_config_endpoint(NULL));
+    assert_null(azid_config_ca_file(NULL));
+    assert_string_equal(azid_config_path(NULL), AZID_CONFIG_PATH);
+    assert_int_equal(azid_config_grants(NULL, NULL), 0);
+    assert_int_equal(azid_config_source(NULL), AZID_SOURCE_AUTO);
     const char *id = "x";
-    assert_int_equal(config_identity(NULL, &id), AZID_IDENTITY_SYSTEM);
+    assert_int_equal(azid_config_identity(NULL, &id), AZID_IDENTITY_SYSTEM);
     assert_null(id);
     assert_int_equal(azid_config_apply_arg(NULL, "debug", &err), AZID_ERR_ARGUMENT);
     assert_int_equal(azid_config_load(NULL, "root", &err), AZID_ERR_ARGUMENT);
@@ -1154,14 +1302,14 @@ static void test_man_page_lists_every_option(void **state)
         if (sscanf(p + 5, ".B%*[I] %63[a-z_]", name) != 1 && sscanf(p + 5, ".B %63[a-z_]", name) != 1)
             fail_msg("item without a .B/.BI key: %.40s", p + 5);
         size_t i;
-        for (i = 0; config_option_at(i) && strcmp(config_option_at(i)->name, name); i++)
+        for (i = 0; option_at(i) && strcmp(option_at(i)->name, name); i++)
             ;
-        if (!config_option_at(i))
+        if (!option_at(i))
             fail_msg("azid.conf.5 documents '%s', which the option table does not know", name);
         documented++;
     }
-    const config_option *o;
-    for (size_t i = 0; (o = config_option_at(i)); i++) {
+    const struct option *o;
+    for (size_t i = 0; (o = option_at(i)); i++) {
         char item[128];
         snprintf(item, sizeof item, "\n.TP\n.B %s", o->name);
         char item_bi[128];
@@ -1203,7 +1351,15 @@ static void test_example_file(void **state)
     assert_resources(cfg, LIST("https://vault.azure.net", "https://database.windows.net/"));
     assert_secrets(cfg, LIST("https://contoso-kv.vault.azure.net/secrets/shared-config",
                              "https://contoso-kv.vault.azure.net/secrets/db-password"));
-    assert_non_null(azid_config_get(cfg, "msi_res_id"));
+    assert_grant(cfg, "https://vault.azure.net", AZID_IDENTITY_CLIENT_ID,
+                 "00000000-0000-0000-0000-000000000000");
+    assert_grant(cfg, "https://database.windows.net/", AZID_IDENTITY_MSI_RES_ID,
+                 "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+                 "Microsoft.ManagedIdentity/userAssignedIdentities/dba");
+    assert_grant(cfg, "https://contoso-kv.vault.azure.net/secrets/db-password",
+                 AZID_IDENTITY_MSI_RES_ID,
+                 "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+                 "Microsoft.ManagedIdentity/userAssignedIdentities/dba");
     apply_text_ok(cfg, text, "backup", LIST("backup"));
     assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_USER);
     azid_config_free(cfg);
@@ -1233,11 +1389,15 @@ static void test_man_page_example(void **state)
     apply_text_ok(cfg, start, "alice", LIST("alice", "dba"));
     assert_resources(cfg, LIST("https://vault.azure.net", "https://database.windows.net/"));
     assert_secrets(cfg, LIST("https://contoso-kv.vault.azure.net/secrets/db-password"));
-    assert_non_null(azid_config_get(cfg, "client_id"));
+    assert_grant(cfg, "https://vault.azure.net", AZID_IDENTITY_SYSTEM, NULL);
+    assert_grant(cfg, "https://database.windows.net/", AZID_IDENTITY_CLIENT_ID,
+                 "00000000-0000-0000-0000-000000000000");
+    assert_grant(cfg, "https://contoso-kv.vault.azure.net/secrets/db-password",
+                 AZID_IDENTITY_CLIENT_ID, "00000000-0000-0000-0000-000000000000");
     apply_text_ok(cfg, start, "bob", LIST("bob"));
     assert_resources(cfg, LIST("https://vault.azure.net"));
     assert_secrets(cfg, NONE);
-    assert_null(azid_config_get(cfg, "client_id"));
+    assert_grant(cfg, "https://vault.azure.net", AZID_IDENTITY_SYSTEM, NULL);
     azid_config_free(cfg);
     free(page);
 }
@@ -1251,8 +1411,8 @@ static void test_pam_page_mentions_every_option(void **state)
         print_message("doc/pam_azid.8 not written yet; skipped\n");
         skip();
     }
-    const config_option *o;
-    for (size_t i = 0; (o = config_option_at(i)); i++)
+    const struct option *o;
+    for (size_t i = 0; (o = option_at(i)); i++)
         if (!strstr(page, o->name))
             fail_msg("pam_azid.8 does not mention the option %s", o->name);
     free(page);
@@ -1274,6 +1434,7 @@ int main(void)
         cmocka_unit_test(test_match_user_and_group),
         cmocka_unit_test(test_nothing_granted_implicitly),
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_grant_identity_conflicts),
         cmocka_unit_test(test_reload_replaces_file),
         cmocka_unit_test(test_dump),
         cmocka_unit_test(test_load_missing_file),

@@ -10,7 +10,8 @@
 #include <cmocka.h>
 
 #include "client.h"
-#include "config_parse.h"
+#include "conf_parse.h"
+#include "options.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@ static void test_settings_reach_client(void **state)
     snprintf(ca_arg, sizeof ca_arg, "ca_file=%s/doc/azid.conf.example", srcdir);
     azid_config *cfg = config_from((const char *const[]){
         "source=arc", "endpoint=http://127.0.0.1:40342", "timeout=2.5", ca_arg, NULL});
-    static const char text[] = "object_id = global\nMatch group dba\nmsi_res_id = /dba\n";
+    static const char text[] = "object_id = global\nMatch group dba\nmsi_res_id = /dba\n"
+                               "resource = https://dba\n";
     azid_error err;
     assert_int_equal(config_apply_text(cfg, text, sizeof text - 1, "/etc/azid.conf", "alice",
                                        (const char *const[]){"dba"}, 1, &err),
@@ -64,8 +66,14 @@ static void test_settings_reach_client(void **state)
         fail_msg("%s", err.message);
     assert_int_equal(client->source, AZID_SOURCE_ARC);
     assert_string_equal(client->endpoint_base, "http://127.0.0.1:40342");
-    assert_int_equal(client->identity_kind, AZID_IDENTITY_MSI_RES_ID);
-    assert_string_equal(client->identity_value, "/dba");
+    /* The client starts with the identity outside Match; the block's
+     * identity is its grant's (pam_azid switches to it for that grant). */
+    assert_int_equal(client->identity_kind, AZID_IDENTITY_OBJECT_ID);
+    assert_string_equal(client->identity_value, "global");
+    const azid_grant *grants;
+    assert_int_equal(azid_config_grants(cfg, &grants), 1);
+    assert_int_equal(grants[0].identity, AZID_IDENTITY_MSI_RES_ID);
+    assert_string_equal(grants[0].identity_value, "/dba");
     assert_int_equal(client->timeout_ms, 2500);
     assert_string_equal(client->ca_file, ca_arg + strlen("ca_file="));
     azid_client_free(client);
@@ -76,20 +84,17 @@ static void test_settings_reach_client(void **state)
 static void test_every_source_word(void **state)
 {
     (void)state;
-    const config_option *source = NULL;
-    for (size_t i = 0; config_option_at(i); i++)
-        if (!strcmp(config_option_at(i)->name, "source"))
-            source = config_option_at(i);
+    const struct option *source = option_find("source", 6);
     assert_non_null(source);
     size_t n = 0;
-    for (; source->choices[n]; n++) {
+    for (; source->words[n]; n++) {
         char arg[64];
-        snprintf(arg, sizeof arg, "source=%s", source->choices[n]);
+        snprintf(arg, sizeof arg, "source=%s", source->words[n]);
         azid_config *cfg = config_from((const char *const[]){arg, NULL});
         azid_client *client = NULL;
         assert_int_equal(azid_config_new_client(cfg, &client, NULL), AZID_OK);
         assert_int_equal(client->source, (azid_source)n);
-        assert_string_equal(azid_source_name(client->source), source->choices[n]);
+        assert_string_equal(azid_source_name(client->source), source->words[n]);
         azid_client_free(client);
         azid_config_free(cfg);
     }
