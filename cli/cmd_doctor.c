@@ -19,9 +19,6 @@
 #include <unistd.h>
 
 #define DOCTOR_TIMEOUT_MS 2000
-#define AZURE_ASSET_TAG "7783-7084-3265-9085-8269-3286-77"
-#define DMI_ASSET_TAG "/sys/class/dmi/id/chassis_asset_tag"
-#define ARC_AGENT "/opt/azcmagent/bin/himds"
 #define PAM_DIR "/etc/pam.d"
 
 static const char help[] =
@@ -56,46 +53,25 @@ void finding(struct doctor *d, enum finding_level level, const char *what, const
     d->warnings += level == FINDING_WARN;
 }
 
-static void check_machine(struct doctor *d)
+/* What the library's detection decided; client may be NULL (a config that
+ * gives no client still has a machine to look at). */
+static void check_machine(struct doctor *d, azid_client *client)
 {
-    static const char *const endpoint_variables[] = {
-        "IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"};
-    char tag[128] = "";
-    const char *tag_error = NULL;
-    FILE *f = fopen(DMI_ASSET_TAG, "re");
-    if (!f) {
-        tag_error = strerror(errno);
-    } else {
-        if (!fgets(tag, sizeof tag, f))
-            tag[0] = '\0';
-        fclose(f);
-        size_t len = strcspn(tag, "\r\n");
-        while (len && (tag[len - 1] == ' ' || tag[len - 1] == '\t'))
-            len--;
-        tag[len] = '\0';
-    }
-    if (strcmp(tag, AZURE_ASSET_TAG) == 0) {
-        finding(d, FINDING_OK, "Azure machine", "Azure VM (Azure's asset tag in %s)", DMI_ASSET_TAG);
+    azid_client *own = client ? NULL : azid_client_new();
+    azid_detection found = {AZID_SOURCE_AUTO, "nothing looked at (out of memory)"};
+    azid_client_detect(client ? client : own, &found, NULL);
+    azid_client_free(own);
+    if (found.source != AZID_SOURCE_AUTO) {
+        finding(d, FINDING_OK, "Azure machine", "%s", found.reason);
         return;
     }
-    if (access(ARC_AGENT, F_OK) == 0) {
-        finding(d, FINDING_OK, "Azure machine", "Azure Arc-enabled server (agent %s)", ARC_AGENT);
-        return;
-    }
-    for (size_t i = 0; i < sizeof endpoint_variables / sizeof endpoint_variables[0]; i++) {
-        const char *value = getenv(endpoint_variables[i]);
-        if (value && *value) {
-            finding(d, FINDING_OK, "Azure machine",
-                    "$%s names an identity endpoint (App Service, Arc, Cloud Shell or AKS "
-                    "workload identity)", endpoint_variables[i]);
-            return;
-        }
-    }
-    finding(d, FINDING_WARN, "Azure machine",
-            "not an Azure VM (%s: %s%s%s) and no Arc agent (%s); managed identities exist "
-            "only on Azure, so azid works here only with endpoint= in azid.conf",
-            DMI_ASSET_TAG, tag_error ? "" : "'", tag_error ? tag_error : tag,
-            tag_error ? "" : "'", ARC_AGENT);
+    /* Without a source the "identity source" line below says what to do. */
+    if (!client || azid_client_resolve_source(client, NULL, NULL) != AZID_OK)
+        finding(d, FINDING_WARN, "Azure machine", "%s", found.reason);
+    else
+        finding(d, FINDING_WARN, "Azure machine",
+                "%s; managed identities exist only on Azure, so azid works here only with "
+                "endpoint= in azid.conf", found.reason);
 }
 
 /* A config file only root can read (a mode of 0600 is safe too) is read
@@ -169,24 +145,33 @@ static long elapsed_ms(const struct timespec *start)
     return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
 }
 
+/* How much of a library message says what failed: the part before its
+ * " \u2014 " and the library's advice, which doctor replaces with its own. */
+static int fact_length(const char *message)
+{
+    const char *dash = strstr(message, " \xe2\x80\x94 ");
+    return (int)(dash ? (size_t)(dash - message) : strlen(message));
+}
+
 /* What to do about a 4xx or 5xx answer to the token request. */
 static void explain_refusal(struct doctor *d, const azid_error *err, const char *identity,
                             const char *config_path)
 {
+    int n = fact_length(err->message);
     if (err->http_status == 400 && strcasestr(err->message, "Identity not found"))
         finding(d, FINDING_FAIL, "identity assigned",
-                "%s; %s is not assigned here: az vm identity assign -g GROUP -n VM "
+                "%.*s; %s is not assigned here: az vm identity assign -g GROUP -n VM "
                 "[--identities ID] (a new one can take a minute to show), or name an "
-                "assigned one with client_id= in %s", err->message, identity, config_path);
+                "assigned one with client_id= in %s", n, err->message, identity, config_path);
     else if (err->http_status == 400 && strcasestr(err->message, "Multiple user assigned"))
         finding(d, FINDING_FAIL, "identity assigned",
-                "%s; this machine has several user-assigned identities and no system-assigned "
+                "%.*s; this machine has several user-assigned identities and no system-assigned "
                 "one, so requests must name one: set client_id= (or object_id=, msi_res_id=) "
-                "in %s", err->message, config_path);
+                "in %s", n, err->message, config_path);
     else
         finding(d, FINDING_FAIL, "identity assigned",
-                "%s; asking for %s was refused: check the identity settings in %s (and, for "
-                "a 5xx, retry later: the endpoint may be updating)", err->message, identity,
+                "%.*s; asking for %s was refused: check the identity settings in %s (and, for "
+                "a 5xx, retry later: the endpoint may be updating)", n, err->message, identity,
                 config_path);
 }
 
@@ -338,7 +323,7 @@ int cmd_doctor(int argc, char **argv)
         client_status = azid_client_set_timeout_ms(client, timeout_ms, &err);
 
     struct doctor d = {0, 0};
-    check_machine(&d);
+    check_machine(&d, client_status == AZID_OK ? client : NULL);
     check_config(&d, config_status, &config_err, config_path, user, config);
     if (client_status != AZID_OK)
         finding(&d, FINDING_FAIL, "identity source", "%s; fix the source, endpoint and identity "

@@ -8,9 +8,10 @@
 #include "output.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <unistd.h>
 
-static const char help[] =
+static const char help_head[] =
     "Gets a token for RESOURCE from this machine's managed-identity source\n"
     "(IMDS on an Azure VM, the Arc agent, ...) and prints it, followed by a\n"
     "newline.  Nothing is stored.\n"
@@ -20,7 +21,9 @@ static const char help[] =
     "  --object-id ID       ... by object (principal) id\n"
     "  --msi-res-id ID      ... by Azure resource id (at most one of the three)\n"
     "  --endpoint URL       token endpoint base, scheme://host[:port]\n"
-    "  --source S           auto, imds, arc, appservice, cloudshell or workload\n"
+    "  --source S           the identity source, one of:\n";
+/* (the sources, from the library's table) */
+static const char help_tail[] =
     "  --timeout SECONDS    total time budget, retries included; default 5\n"
     "  --json               print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"}\n"
     "  -h, --help           show this help\n"
@@ -77,6 +80,15 @@ struct fetch_args {
     int json;
 };
 
+static int show_help(const char *name)
+{
+    print_help(name, help_head);
+    for (azid_source s = AZID_SOURCE_AUTO; azid_source_describe(s); s++)
+        printf("      %-12s %s\n", azid_source_name(s), azid_source_describe(s));
+    fputs(help_tail, stdout);
+    return EXIT_OK;
+}
+
 /* -1 when parsed; otherwise the exit code (help shown or usage error). */
 static int parse_args(int argc, char **argv, struct fetch_args *a)
 {
@@ -119,7 +131,7 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
             a->json = 1;
             break;
         case OPT_HELP:
-            return print_help(argv[0], help);
+            return show_help(argv[0]);
         default:
             return EXIT_USAGE;
         }

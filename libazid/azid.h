@@ -59,7 +59,9 @@ typedef enum azid_status {
 typedef struct azid_error {
     azid_status status;
     long http_status;  /* last HTTP status received, 0 when none was */
-    char message[512]; /* one line, no trailing newline */
+    /* One line, no trailing newline: what failed, then, when the library
+     * knows what to do about it, " \u2014 " (an em dash) and that advice. */
+    char message[512];
 } azid_error;
 
 /* Short stable name of a status ("timeout", "http", ...). */
@@ -105,6 +107,9 @@ typedef enum azid_source {
 const char *azid_source_name(azid_source source);
 /* Parses those names; AZID_ERR_ARGUMENT otherwise. */
 azid_status azid_source_parse(const char *name, azid_source *out, azid_error *err);
+/* One line saying what the source is, for help texts; NULL past the last
+ * source, so `for (s = 0; azid_source_describe(s); s++)` lists them all. */
+const char *azid_source_describe(azid_source source);
 
 typedef enum azid_identity_kind {
     AZID_IDENTITY_SYSTEM = 0, /* system-assigned */
@@ -140,6 +145,22 @@ azid_status azid_client_set_ca_file(azid_client *client, const char *path, azid_
  * when there is none and no endpoint was set. */
 azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
                                        azid_error *err);
+/* Whether, under source auto, detection may read identity variables
+ * (IDENTITY_ENDPOINT, IMDS_ENDPOINT, MSI_ENDPOINT, AZURE_FEDERATED_TOKEN_FILE
+ * and their siblings) from the process's environment.  Default 1.  pam_azid
+ * sets 0: its host process may carry the user's environment (login -p).
+ * A source named with azid_client_set_source reads its own variables. */
+azid_status azid_client_use_environment(azid_client *client, int use, azid_error *err);
+
+/* What auto-detection finds on this machine, for azid doctor: the source
+ * (AZID_SOURCE_AUTO when none), and how it was recognised or, for none,
+ * what was looked at.  Independent of the endpoint and source set. */
+typedef struct azid_detection {
+    azid_source source;
+    char reason[256];
+} azid_detection;
+azid_status azid_client_detect(const azid_client *client, azid_detection *out, azid_error *err);
+
 /* The token endpoint URL the client would ask (no query); for messages and
  * `azid doctor`.  Valid until the client changes or is freed. */
 const char *azid_client_endpoint(const azid_client *client);

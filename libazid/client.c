@@ -9,6 +9,7 @@
 #include "token.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 
 /* Anything longer than an hour is a configuration mistake, not a budget. */
 #define CLIENT_MAX_TIMEOUT_MS (3600L * 1000)
-#define CLIENT_MAX_ASSERTION (64 * 1024)
 
 static azid_status no_client(azid_error *err)
 {
@@ -191,7 +191,9 @@ azid_status azid_client_set_ca_file(azid_client *client, const char *path, azid_
 {
     if (!client)
         return no_client(err);
-    if (path && access(path, R_OK) != 0)
+    /* The effective ids read it (access(2) would ask for the real ones,
+     * which differ under set-user-id su). */
+    if (path && faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0)
         return err_set(err, AZID_ERR_ARGUMENT, "cannot read CA file %s: %s", path,
                        strerror(errno));
     return replace(&client->ca_file, path, err);
@@ -202,8 +204,10 @@ static azid_status client_resolve(azid_client *client, azid_error *err)
 {
     if (client->resolved)
         return AZID_OK;
-    azid_status st = source_resolve(source_view_system(), client->source,
-                                    client->endpoint_base, &client->cfg, err);
+    const struct source_view *view =
+        source_view_system(client->source != AZID_SOURCE_AUTO || !client->ignore_environment);
+    azid_status st = source_resolve(view, client->source, client->endpoint_base, &client->cfg,
+                                    err);
     client->resolved = st == AZID_OK;
     return st;
 }
@@ -218,6 +222,26 @@ azid_status azid_client_resolve_source(azid_client *client, azid_source *source,
     if (st == AZID_OK && source)
         *source = client->cfg.source;
     return st;
+}
+
+azid_status azid_client_use_environment(azid_client *client, int use, azid_error *err)
+{
+    if (!client)
+        return no_client(err);
+    client->ignore_environment = !use;
+    invalidate(client);
+    return AZID_OK;
+}
+
+azid_status azid_client_detect(const azid_client *client, azid_detection *out, azid_error *err)
+{
+    if (!client)
+        return no_client(err);
+    if (!out)
+        return err_set(err, AZID_ERR_ARGUMENT, "no place to return the detection (NULL)");
+    out->source = source_detect(source_view_system(!client->ignore_environment), out->reason,
+                                sizeof out->reason);
+    return AZID_OK;
 }
 
 const char *azid_client_endpoint(const azid_client *client)
@@ -303,7 +327,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
     headers[n_headers] = NULL;
 
     size_t url_len = strlen(call->url) + (call->query ? strlen(call->query) : 0) + 1;
-    char *full = malloc(url_len), *auth = NULL;
+    char *full = malloc(url_len), *answer = NULL;
     if (!full)
         return err_nomem(err, NULL);
     snprintf(full, url_len, "%s%s", call->url, call->query ? call->query : "");
@@ -321,6 +345,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
     }
     struct failure f;
     for (int attempts = 1;; attempts++) {
+        int64_t attempt_epoch = (int64_t)time(NULL);
         long attempt_ms = retry_attempt_timeout_ms(c->timeout_ms, remaining);
         struct http_request req = {
             .method = call->method,
@@ -341,29 +366,19 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
         f.retry_after_ms = -1;
         if (st == AZID_OK && resp->status >= 200 && resp->status <= 299)
             goto out;
-        if (st == AZID_OK && resp->status == 401 && call->arc_challenge && !auth) {
-            char *key;
-            st = source_arc_read_key(resp->www_authenticate, SOURCE_ARC_TOKEN_DIR, &key, &aerr);
+        if (st == AZID_OK && resp->status == 401 && call->on_401 && !answer) {
+            st = call->on_401(resp, attempt_epoch, &answer, &aerr);
             if (st != AZID_OK) {
                 err_set_http(err, st, 401, "%s %s: %s", call->label, call->url, aerr.message);
                 goto out;
             }
-            size_t alen = strlen(key) + sizeof "Authorization: Basic ";
-            auth = malloc(alen);
-            if (auth)
-                snprintf(auth, alen, "Authorization: Basic %s", key);
-            wipe_free_str(key);
-            if (!auth) {
-                st = err_nomem(err, NULL);
-                goto out;
-            }
-            headers[n_headers++] = auth;
+            headers[n_headers++] = answer;
             headers[n_headers] = NULL;
             remaining = client_remaining_ms(c);
             if (remaining > 0)
                 continue; /* the challenge's answer is not a retry: no backoff */
             f.transport = AZID_ERR_TIMEOUT;
-            snprintf(f.text, sizeof f.text, "the Arc challenge used up the budget");
+            snprintf(f.text, sizeof f.text, "the %s challenge used up the budget", call->label);
             st = fail_final(c, call, &f, RETRY_STOP_BUDGET, attempts, err);
             goto out;
         }
@@ -396,7 +411,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
 out:
     if (st != AZID_OK)
         http_response_clear(resp);
-    wipe_free_str(auth);
+    wipe_free_str(answer);
     free(full);
     return st;
 }
@@ -447,30 +462,54 @@ static const char *imds_hint(long status, const char *error_text, void *ctx)
 
 /* ---- token requests, per source ------------------------------------------ */
 
-/* Reads the federated token (a JWT written by the kubelet; re-read on every
- * request since it rotates).  Kubernetes projects it through symbolic
- * links, so the link is followed. */
-static azid_status read_assertion(const char *path, char **out, azid_error *err)
+/* Whether the source serves the client's identity. */
+static azid_status check_identity(const azid_client *client, const struct source_config *cfg,
+                                  azid_error *err)
 {
-    char *buf;
-    size_t n;
-    azid_status st = file_read_small(path, "AZURE_FEDERATED_TOKEN_FILE", CLIENT_MAX_ASSERTION,
-                                     FILE_FOLLOW, &buf, &n, NULL, err);
-    if (st == AZID_ERR_NOMEM)
+    azid_identity_kind kind = client->identity_kind;
+    if (kind == AZID_IDENTITY_SYSTEM || (cfg->row->identities & (1u << kind)))
+        return AZID_OK;
+    return err_set(err, AZID_ERR_ARGUMENT,
+                   "%s= is not supported by source %s (%s offers %s); remove it",
+                   selector_name(kind), cfg->row->name, cfg->row->label, cfg->row->offers);
+}
+
+/* Sends the source's request and parses the answer into a token. */
+static azid_status request_token(azid_client *client, const struct source_request *req,
+                                 const char *resource, azid_token **out, azid_error *err)
+{
+    const struct source_config *cfg = &client->cfg;
+    const char *headers[3] = {NULL, NULL, NULL}, **h = headers;
+    if (req->metadata)
+        *h++ = "Metadata: true";
+    if (req->header)
+        *h++ = req->header;
+    struct client_call call = {
+        .label = cfg->row->label,
+        .url = cfg->token_url,
+        .query = req->query,
+        .method = req->method,
+        .headers = headers,
+        .body = req->body,
+        .max_body = TOKEN_MAX_RESPONSE,
+        .on_401 = cfg->row->on_401,
+        .hint = imds_hint,
+        .hint_ctx = (void *)selector_name(client->identity_kind),
+    };
+    struct http_response resp;
+    int64_t request_epoch = (int64_t)time(NULL);
+    azid_status st = client_perform(client, &call, &resp, err);
+    if (st != AZID_OK)
         return st;
-    if (st == AZID_ERR_SYSTEM)
-        return err_set(err, st, "cannot read AZURE_FEDERATED_TOKEN_FILE %s: %s", path,
-                       strerror(errno));
-    size_t size = CLIENT_MAX_ASSERTION + 1;
-    while (st == AZID_OK && n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    if (st != AZID_OK || text_bad_char(buf, n) >= 0) {
-        wipe_free(buf, size);
-        return err_set(err, AZID_ERR_SYSTEM,
-                       "AZURE_FEDERATED_TOKEN_FILE %s is empty, too large or not a token", path);
-    }
-    *out = buf;
-    return AZID_OK;
+    azid_error perr;
+    err_clear(&perr);
+    st = token_parse(resp.body, resp.length, resource, request_epoch, (int64_t)time(NULL), out,
+                     &perr);
+    if (st != AZID_OK)
+        err_set_http(err, st, resp.status, "%s %s: HTTP %ld but %s", call.label, call.url,
+                     resp.status, perr.message);
+    http_response_clear(&resp);
+    return st;
 }
 
 azid_status azid_client_get_token(azid_client *client, const char *resource, azid_token **out,
@@ -486,99 +525,18 @@ azid_status azid_client_get_token(azid_client *client, const char *resource, azi
         return AZID_ERR_ARGUMENT;
     if ((*out = cached_token(client, resource)))
         return AZID_OK;
+
+    struct source_request req = {0};
     azid_status st = client_resolve(client, err);
-    if (st != AZID_OK)
-        return st;
-
-    const struct source_config *cfg = &client->cfg;
-    const char *sel = selector_name(client->identity_kind), *sel_value = client->identity_value;
-    const char *label = source_label(cfg->source);
-    int system_only = cfg->source == AZID_SOURCE_ARC || cfg->source == AZID_SOURCE_CLOUDSHELL;
-    if (sel && (system_only || (cfg->source == AZID_SOURCE_WORKLOAD &&
-                                client->identity_kind != AZID_IDENTITY_CLIENT_ID)))
-        return err_set(err, AZID_ERR_ARGUMENT,
-                       "%s= is not supported by source %s (%s offers %s); remove it",
-                       sel, azid_source_name(cfg->source), label,
-                       system_only ? "only the machine's own identity" : "client_id= only");
-
-    struct client_call call = {
-        .label = label,
-        .url = cfg->token_url,
-        .method = "GET",
-        .max_body = TOKEN_MAX_RESPONSE,
-        .hint = imds_hint,
-        .hint_ctx = (void *)sel,
-    };
-    const char *headers[3] = {"Metadata: true", NULL, NULL};
-    char *query = NULL, *body = NULL, *extra = NULL, *assertion = NULL;
-    switch (cfg->source) {
-    case AZID_SOURCE_IMDS:
-        query = source_token_query("2018-02-01", resource, sel, sel_value);
-        break;
-    case AZID_SOURCE_ARC:
-        query = source_token_query("2019-11-01", resource, NULL, NULL);
-        call.arc_challenge = 1;
-        break;
-    case AZID_SOURCE_APPSERVICE: {
-        static const char *const appservice_selectors[] = {
-            [AZID_IDENTITY_CLIENT_ID] = "client_id",
-            [AZID_IDENTITY_OBJECT_ID] = "principal_id",
-            [AZID_IDENTITY_MSI_RES_ID] = "mi_res_id",
-        };
-        query = source_token_query("2019-08-01", resource,
-                                   sel ? appservice_selectors[client->identity_kind] : NULL,
-                                   sel_value);
-        size_t n = strlen(cfg->identity_header) + sizeof "X-IDENTITY-HEADER: ";
-        if ((extra = malloc(n)))
-            snprintf(extra, n, "X-IDENTITY-HEADER: %s", cfg->identity_header);
-        headers[1] = extra;
-        break;
-    }
-    case AZID_SOURCE_CLOUDSHELL:
-        call.method = "POST";
-        query = strdup("");
-        if ((body = source_token_query(NULL, resource, NULL, NULL)))
-            memmove(body, body + 1, strlen(body)); /* a form body has no leading '?' */
-        break;
-    case AZID_SOURCE_WORKLOAD:
-        call.method = "POST";
-        headers[0] = NULL;
-        if ((st = read_assertion(cfg->token_file, &assertion, err)) != AZID_OK)
-            return st;
-        query = strdup("");
-        body = source_workload_form(sel ? sel_value : cfg->client_id, assertion, resource);
-        wipe_free_str(assertion);
-        break;
-    case AZID_SOURCE_AUTO:
-        break;
-    }
-    if (!query || (call.method[0] == 'P' && !body) ||
-        (cfg->source == AZID_SOURCE_APPSERVICE && !extra)) {
-        st = err_nomem(err, "building the token request");
-        goto done;
-    }
-    call.query = query;
-    call.headers = headers;
-    call.body = body;
-
-    struct http_response resp;
-    int64_t request_epoch = (int64_t)time(NULL);
-    st = client_perform(client, &call, &resp, err);
-    if (st == AZID_OK) {
-        azid_error perr;
-        err_clear(&perr);
-        st = token_parse(resp.body, resp.length, resource, request_epoch, (int64_t)time(NULL),
-                         out, &perr);
-        if (st != AZID_OK)
-            err_set_http(err, st, resp.status, "%s %s: HTTP %ld but %s", label, cfg->token_url,
-                         resp.status, perr.message);
-        else
-            cache_token(client, *out);
-        http_response_clear(&resp);
-    }
-done:
-    free(query);
-    wipe_free_str(body);
-    wipe_free_str(extra);
+    if (st == AZID_OK)
+        st = check_identity(client, &client->cfg, err);
+    if (st == AZID_OK)
+        st = client->cfg.row->build(&client->cfg, resource, client->identity_kind,
+                                    client->identity_value, &req, err);
+    if (st == AZID_OK)
+        st = request_token(client, &req, resource, out, err);
+    if (st == AZID_OK)
+        cache_token(client, *out);
+    source_request_clear(&req);
     return st;
 }

@@ -19,6 +19,7 @@ struct azid_client {
     long timeout_ms;
     int64_t deadline_ms;       /* now_ms() clock; 0 until the first request */
     char *ca_file;
+    int ignore_environment;    /* under source auto, read no identity variable */
     int resolved;              /* cfg is valid */
     struct source_config cfg;
     /* Tokens obtained with the current settings, one per resource: a
@@ -37,11 +38,11 @@ struct client_call {
     const char *wanted;           /* what is asked for, "token" when NULL (messages) */
     const char *url;              /* without query (messages) */
     const char *query;            /* appended to url; NULL for none */
-    const char *method;           /* "GET" or "POST" */
+    enum http_method method;
     const char *const *headers;   /* NULL-terminated; at most 6 */
     const char *body;             /* POST body or NULL */
     size_t max_body;
-    int arc_challenge;            /* answer a 401 Basic challenge with the Arc key file */
+    source_challenge_fn on_401;   /* answers a 401 once with one more header; NULL: none */
     client_hint_fn hint;
     void *hint_ctx;
     int (*retryable)(long status); /* transient HTTP statuses; NULL: retry_status_retryable */

@@ -244,6 +244,8 @@ void http_response_clear(struct http_response *resp)
     resp->length = 0;
     resp->www_authenticate = NULL;
     resp->status = 0;
+    resp->peer_ip[0] = '\0';
+    resp->peer_port = 0;
     resp->retry_after_ms = -1;
 }
 
@@ -296,11 +298,9 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     } else if (req->ca_file) {
         SET(CURLOPT_CAINFO, req->ca_file);
     }
-    if (req->body) {
-        SET(CURLOPT_POSTFIELDS, req->body);
-        /* The caller's "Expect:" header (added below) avoids a 100-continue wait. */
-    } else if (strcmp(req->method, "GET") != 0) {
-        SET(CURLOPT_CUSTOMREQUEST, req->method);
+    if (req->method == HTTP_POST) {
+        SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        /* The "Expect:" header (added below) avoids a 100-continue wait. */
     }
 #undef SET
     if (rc != CURLE_OK)
@@ -369,6 +369,10 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     curl_off_t connect_us = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
     curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+    char *peer_ip = NULL;
+    if (curl_easy_getinfo(curl, CURLINFO_PRIMARY_IP, &peer_ip) == CURLE_OK && peer_ip)
+        snprintf(resp->peer_ip, sizeof resp->peer_ip, "%s", peer_ip);
+    curl_easy_getinfo(curl, CURLINFO_PRIMARY_PORT, &resp->peer_port);
     curl_easy_cleanup(curl);
     headers_wipe_free(headers);
 

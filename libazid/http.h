@@ -7,11 +7,13 @@
 
 #include <stddef.h>
 
+enum http_method { HTTP_GET, HTTP_POST };
+
 struct http_request {
-    const char *method;          /* "GET" or "POST" */
+    enum http_method method;
     const char *url;
     const char *const *headers;  /* "Name: value" strings, NULL-terminated; may be NULL */
-    const char *body;            /* POST body (form-encoded), NULL for none */
+    const char *body;            /* POST body (form-encoded), NULL for an empty one */
     const char *ca_file;         /* extra CA bundle, NULL for the system's */
     long connect_timeout_ms;     /* > 0 */
     long timeout_ms;             /* whole attempt, > 0 */
@@ -24,6 +26,8 @@ struct http_response {
     size_t length;
     long retry_after_ms;   /* Retry-After, -1 when absent or unparsable */
     char *www_authenticate; /* first WWW-Authenticate value, NULL when absent */
+    char peer_ip[64];      /* the address connected to ("127.0.0.1"), "" when none */
+    long peer_port;
 };
 
 /* Performs one attempt.  AZID_OK whenever a complete response arrived,

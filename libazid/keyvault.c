@@ -246,7 +246,7 @@ azid_status azid_client_get_secret(azid_client *client, const char *secret_url_t
         .wanted = "secret",
         .url = url,
         .query = "?api-version=" KEYVAULT_API_VERSION,
-        .method = "GET",
+        .method = HTTP_GET,
         .headers = headers,
         .max_body = KEYVAULT_MAX_RESPONSE,
         .hint = keyvault_hint,

@@ -284,8 +284,12 @@ int session_open(struct module_ctx *ctx)
         return ctx_fail_result(ctx);
     }
     struct fetch f = {.ctx = ctx, .pw = pw, .target = azid_config_keyring(ctx->config)};
-    if (azid_config_new_client(ctx->config, &f.client, &err) != AZID_OK) {
+    /* Under source=auto nothing of the host process's environment decides
+     * where a token comes from: login -p passes the user's. */
+    if (azid_config_new_client(ctx->config, &f.client, &err) != AZID_OK ||
+        azid_client_use_environment(f.client, 0, &err) != AZID_OK) {
         log_err(ctx, "no keys stored: %s", err.message);
+        azid_client_free(f.client);
         return ctx_fail_result(ctx);
     }
     int result = fetch_all(&f, grants, n);

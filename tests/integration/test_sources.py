@@ -8,9 +8,11 @@ identity from their environment variables."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -183,6 +185,30 @@ class SourcesTest(unittest.TestCase):
         self.assert_error(r, 3, "Arc %s/metadata/identity/oauth2/token" % emu.url,
                           "not a .key file directly in /var/opt/azcmagent/tokens")
         self.assertEqual(len(emu.requests()), 1)
+
+    def test_arc_key_only_for_a_listener_of_root_or_himds(self):
+        # Port 40342 is unprivileged: a listener of uid 65534 challenges
+        # root's request with a key file it wrote itself (the token
+        # directory is opened up for it here); it must not get the key.
+        work = tempfile.mkdtemp(prefix="azid-arc-nobody.")
+        self.addCleanup(shutil.rmtree, work)
+        os.chown(work, 65534, 65534)
+        os.chmod(ARC_TOKEN_DIR, 0o1777)
+        self.addCleanup(os.chmod, ARC_TOKEN_DIR, 0o755)
+        port_file, log = os.path.join(work, "port"), os.path.join(work, "log.jsonl")
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 sys.executable, harness.EMULATOR, "--bind", "127.0.0.1",
+                                 "--port", "40342", "--port-file", port_file, "--log", log,
+                                 "--mode", "arc"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        harness.wait_for_file(port_file, proc=proc)
+        r = self.fetch("--source", "arc")
+        self.assert_error(r, 3, "Arc http://127.0.0.1:40342/metadata/identity/oauth2/token",
+                          "the listener on 127.0.0.1:40342 belongs to uid 65534, not root or himds")
+        with open(log) as f:
+            (request,) = [json.loads(line) for line in f if line.strip()]
+        self.assertNotIn("authorization", request["headers"])
 
     # ---- name resolution --------------------------------------------------------
 

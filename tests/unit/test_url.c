@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -229,7 +230,7 @@ static void test_detect_arc_agent_before_imds(void **state)
 {
     (void)state;
     struct fake f = {{NULL}, {AZURE_TAG, AGENT, NULL}};
-    expect_detected(&f, AZID_SOURCE_ARC, "http://localhost:40342/metadata/identity/oauth2/token");
+    expect_detected(&f, AZID_SOURCE_ARC, "http://127.0.0.1:40342/metadata/identity/oauth2/token");
 }
 
 static void test_detect_environment_order(void **state)
@@ -307,6 +308,51 @@ static void test_explicit_endpoint_and_source(void **state)
     source_config_clear(&cfg);
 }
 
+static void test_detection_reasons(void **state)
+{
+    (void)state;
+    char reason[256];
+    struct fake tagged = {{NULL}, {AZURE_TAG, NULL}};
+    struct source_view v = {fake_env, fake_exists, fake_read, &tagged};
+    assert_int_equal(source_detect(&v, reason, sizeof reason), AZID_SOURCE_IMDS);
+    assert_string_equal(reason, "Azure VM (Azure's asset tag in "
+                                "/sys/class/dmi/id/chassis_asset_tag)");
+    struct fake plain = {{NULL}, {SOURCE_DMI_ASSET_TAG_FILE "=No Asset Tag\n", NULL}};
+    v.ctx = &plain;
+    assert_int_equal(source_detect(&v, reason, sizeof reason), AZID_SOURCE_AUTO);
+    assert_string_equal(reason, "not an Azure machine: no Azure asset tag in "
+                                "/sys/class/dmi/id/chassis_asset_tag ('No Asset Tag') and no Arc "
+                                "agent (/opt/azcmagent/bin/himds)");
+    struct fake agent = {{NULL}, {AGENT, NULL}};
+    v.ctx = &agent;
+    assert_int_equal(source_detect(&v, reason, sizeof reason), AZID_SOURCE_ARC);
+    assert_string_equal(reason, "Azure Arc-enabled server (agent /opt/azcmagent/bin/himds)");
+    struct fake shell = {{"MSI_ENDPOINT=http://y", NULL}, {AZURE_TAG, NULL}};
+    v.ctx = &shell;
+    assert_int_equal(source_detect(&v, reason, sizeof reason), AZID_SOURCE_CLOUDSHELL);
+    assert_string_equal(reason, "Cloud Shell ($MSI_ENDPOINT)");
+}
+
+/* pam_azid's view: no variable at all, whatever the process carries. */
+static void test_view_without_environment(void **state)
+{
+    (void)state;
+    const struct source_view *v = source_view_system(0);
+    assert_non_null(getenv("PATH"));
+    assert_null(v->get_env(v->ctx, "PATH"));
+    setenv("MSI_ENDPOINT", "http://127.0.0.1:9/msi/token", 1);
+    struct source_config cfg = {0};
+    azid_error err;
+    /* a named source still reads its own variable */
+    assert_int_equal(source_resolve(source_view_system(1), AZID_SOURCE_CLOUDSHELL, NULL, &cfg,
+                                    &err), AZID_OK);
+    assert_string_equal(cfg.token_url, "http://127.0.0.1:9/msi/token");
+    assert_int_equal(source_resolve(v, AZID_SOURCE_CLOUDSHELL, NULL, &cfg, &err),
+                     AZID_ERR_ARGUMENT);
+    source_config_clear(&cfg);
+    unsetenv("MSI_ENDPOINT");
+}
+
 static void test_source_names(void **state)
 {
     (void)state;
@@ -357,7 +403,7 @@ static void expect_key_refused(const char *challenge, const char *why)
     char *key = (char *)1;
     azid_error err;
     err_clear(&err);
-    assert_int_not_equal(source_arc_read_key(challenge, key_dir, &key, &err), AZID_OK);
+    assert_int_not_equal(source_arc_read_key(challenge, key_dir, 0, &key, &err), AZID_OK);
     assert_null(key);
     if (!strstr(err.message, why))
         fail_msg("'%s': message '%s' lacks '%s'", challenge, err.message, why);
@@ -378,7 +424,7 @@ static void test_arc_key_file(void **state)
     azid_error err;
     write_file("good.key", "0123abcd", 8);
     snprintf(challenge, sizeof challenge, "Basic realm=%s/good.key", key_dir);
-    assert_int_equal(source_arc_read_key(challenge, key_dir, &key, &err), AZID_OK);
+    assert_int_equal(source_arc_read_key(challenge, key_dir, 0, &key, &err), AZID_OK);
     assert_string_equal(key, "0123abcd");
     free(key);
 
@@ -411,6 +457,19 @@ static void test_arc_key_file(void **state)
     snprintf(path, sizeof path, "%s/link.key", key_dir);
     assert_int_equal(symlink(target, path), 0);
     expect_key_file_refused("link.key", "cannot open the Arc key file"); /* O_NOFOLLOW */
+
+    /* the agent (root or himds) writes the key for this very request */
+    snprintf(challenge, sizeof challenge, "Basic realm=%s/good.key", key_dir);
+    err_clear(&err);
+    key = (char *)1;
+    assert_int_equal(source_arc_read_key(challenge, key_dir, (int64_t)time(NULL) + 60, &key, &err),
+                     AZID_ERR_RESPONSE);
+    assert_null(key);
+    assert_non_null(strstr(err.message, "good.key is older than the request it should answer"));
+    write_file("nobody.key", "0123abcd", 8);
+    snprintf(path, sizeof path, "%s/nobody.key", key_dir);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    expect_key_file_refused("nobody.key", "belongs to uid 65534, not root or himds; refusing");
 }
 
 /* ---- hints ------------------------------------------------------------------ */
@@ -490,6 +549,8 @@ int main(void)
         cmocka_unit_test(test_detect_environment_order),
         cmocka_unit_test(test_explicit_endpoint_and_source),
         cmocka_unit_test(test_source_names),
+        cmocka_unit_test(test_detection_reasons),
+        cmocka_unit_test(test_view_without_environment),
         cmocka_unit_test_setup_teardown(test_arc_key_file, make_key_dir, remove_key_dir),
         cmocka_unit_test(test_hints),
         cmocka_unit_test(test_null_arguments),
