@@ -44,6 +44,7 @@ ROUNDS_LOGIN = 2 if SMOKE else 10
 BURSTS = [1, 3] if SMOKE else [1, 10, 50, 200]
 DEAD_LOGINS = 2 if SMOKE else 4
 MANY_SESSIONS = 20 if SMOKE else 10000
+CALLGRIND_CYCLES = (2, 4) if SMOKE else (3, 8)
 FEW_SESSIONS = 10
 
 SDK_SNIPPET = """
@@ -201,12 +202,7 @@ def oneshot():
                 raise SystemExit("bench: %s printed no token" % name)
             times[name].append(run.elapsed)
             rss[name].append(run.maxrss)
-    instr = {}
-    for name in ("azid", "curl"):
-        out = os.path.join(TMP, "callgrind.%s" % name)
-        run = must(spawn(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + peers[name],
-                         timeout=300), "callgrind " + name)
-        instr[name] = int(re.search(r"Collected : (\d+)", run.err).group(1))
+    instr = {name: callgrind(peers[name]) for name in ("azid", "curl")}
     return {"times": times, "rss": rss, "instr": instr, "az": az_cli(env)}
 
 
@@ -245,6 +241,7 @@ def sessions():
     for name, args in STACKS.items():
         write_stack(os.path.join(confdir, name), args)
     opens = {k: [] for k in list(STACKS) + ["libcurl"]}
+    cycles = {k: [] for k in STACKS}
     for r in range(ROUNDS_SESSION):
         for name in list(opens):
             if name == "libcurl":
@@ -256,10 +253,36 @@ def sessions():
                 if "open_session[PAM_SUCCESS]=%d" % CYCLES_SESSION not in run.out:
                     raise SystemExit("bench: sessions of stack %s failed: %s" % (name, run.out))
                 us = [int(x) for x in re.findall(r"^open_us=(\d+)$", run.out, re.M)]
-            # The first of each process also loads the module and libcurl:
-            # steady state is the rest.
+                cycles[name] += [int(x) / 1e6 for x in re.findall(r"^cycle_us=(\d+)$", run.out, re.M)[1:]]
+            # The first of each process also loads libcurl: steady state is
+            # the rest.
             opens[name] += [u / 1e6 for u in us[1:]]
-    return {"opens": opens}
+    return {"opens": opens, "cycles": cycles, "instr": session_instructions(confdir)}
+
+
+def callgrind(argv, toggles=()):
+    """Instructions argv runs (only inside the functions toggles names, if any)."""
+    out = os.path.join(TMP, "callgrind.out")
+    extra = ["--collect-atstart=no"] + ["--toggle-collect=%s" % t for t in toggles] if toggles else []
+    run = must(spawn(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + extra + argv,
+                     timeout=600), "callgrind " + argv[0])
+    return int(re.search(r"Collected : (\d+)", run.err).group(1))
+
+
+def session_instructions(confdir):
+    """Instructions of one session in steady state: the difference between
+    runs of CALLGRIND_CYCLES[1] and CALLGRIND_CYCLES[0] sessions, per session."""
+    a, b = CALLGRIND_CYCLES
+    per = lambda f: (f(b) - f(a)) / (b - a)  # noqa: E731
+    result = {}
+    for name in STACKS:
+        argv = lambda n: [PAM_RUN, "--confdir", confdir, "--service", name, "--user", USER,  # noqa: E731
+                          "--cycles", str(n)]
+        result[name] = {"open": per(lambda n: callgrind(argv(n), ["pam_open_session"])),
+                        "cycle": per(lambda n: callgrind(argv(n), ["pam_start_confdir", "pam_open_session",
+                                                                   "pam_close_session", "pam_end"]))}
+    result["libcurl"] = {"open": per(lambda n: callgrind([CURL_GET, TOKEN_URL, str(n)]))}
+    return result
 
 
 def memory():
@@ -413,7 +436,7 @@ def burst_cell(b):
 
 def report(f1, f2, f3, f4, f5, f6, started, load_end):
     t, rss, instr, az = f1["times"], f1["rss"], f1["instr"], f1["az"]
-    o = f2["opens"]
+    o, si = f2["opens"], f2["instr"]
     added = statistics.median(o["cold"]) - statistics.median(o["none"])
     kib = lambda k: "%d KiB" % k  # noqa: E731
     dash = "—"
@@ -428,6 +451,16 @@ def report(f1, f2, f3, f4, f5, f6, started, load_end):
         ("2. session open in-process, cold (%d×%d)" % (ROUNDS_SESSION, CYCLES_SESSION - 1),
          cell(o["cold"]), "bare libcurl GET: " + cell(o["libcurl"]), dash, dash, cell(o["none"]),
          "added %s; added/libcurl GET %.2f×" % (fmt_time(added), added / statistics.median(o["libcurl"]))),
+        ("2. session open in-process, cold: instructions (callgrind), steady state",
+         "{:,.0f}".format(si["cold"]["open"]), "bare libcurl GET: {:,.0f}".format(si["libcurl"]["open"]), dash, dash,
+         "{:,.0f}".format(si["none"]["open"]),
+         "added/libcurl GET %.2f×" % ((si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"])),
+        ("2. whole session in-process (pam_start to pam_end), cold", cell(f2["cycles"]["cold"]), dash, dash, dash,
+         cell(f2["cycles"]["none"]), "added %s" % fmt_time(statistics.median(f2["cycles"]["cold"])
+                                                        - statistics.median(f2["cycles"]["none"]))),
+        ("2. whole session in-process, cold: instructions (callgrind), steady state",
+         "{:,.0f}".format(si["cold"]["cycle"]), dash, dash, dash, "{:,.0f}".format(si["none"]["cycle"]),
+         "added {:,.0f}".format(si["cold"]["cycle"] - si["none"]["cycle"])),
         ("2. session open, warm (broker cache hit)", "not measured (note 2)", dash, dash, dash, dash, dash),
         ("3. ssh login, key exchange to logout (%d each)" % ROUNDS_LOGIN, cell(f3["azid"]),
          "profile script: " + cell(f3["curl"]), dash, dash, cell(f3["none"]),

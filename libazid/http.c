@@ -26,7 +26,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
 static enum { KEYLOG_OK, KEYLOG_REFUSED_SETID, KEYLOG_REFUSED_ROOT } curl_keylog;
 static int curl_openssl; /* libcurl's TLS backend is the OpenSSL we link */
-static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
 static int curl_pinned;
 
 /* Whether this process's environment may be someone else's: a set-id
@@ -55,6 +54,22 @@ static void openssl_load_system_config(void)
     OPENSSL_INIT_free(settings);
 }
 
+/* The host process may unload the PAM module, and libcurl with it, at
+ * every pam_end: pin whatever object holds libcurl so that it stays mapped.
+ * - An attempt cut off while resolving a host name leaves its resolver
+ *   thread to finish inside libcurl (CURLOPT_QUICK_EXIT); without the pin,
+ *   attempts wait for the resolver instead.
+ * - A process that runs many sessions (a display manager, a su loop) would
+ *   otherwise load, relocate and initialise libcurl and its TLS libraries
+ *   again at every pam_start: about 13 million instructions a session, 14
+ *   times the rest of pam_azid's session (bench/REPORT.md). */
+static void pin_libcurl(void)
+{
+    Dl_info info;
+    if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
+        curl_pinned = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+}
+
 /* Never paired with curl_global_cleanup: the library may live in sshd or
  * login next to other curl users, and cleanup is not thread-safe.
  * libcurl's initialisation opens $SSLKEYLOGFILE for appending, read with
@@ -71,6 +86,7 @@ static void curl_init_once(void)
         }
         openssl_load_system_config();
     }
+    pin_libcurl();
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
@@ -87,18 +103,6 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *userdata)
     SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
     SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
     return CURLE_OK;
-}
-
-/* An attempt cut off while resolving a host name leaves its resolver
- * thread to finish inside libcurl (CURLOPT_QUICK_EXIT).  The host process
- * may unload the PAM module, and libcurl with it, before that thread
- * returns: pin whatever object holds libcurl so that it stays mapped.
- * Without the pin, attempts wait for the resolver instead. */
-static void pin_libcurl(void)
-{
-    Dl_info info;
-    if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
-        curl_pinned = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
 }
 
 /* Whether the URL's host is an IPv4 or [IPv6] literal, which libcurl
@@ -267,10 +271,8 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     /* Without it, cleaning up a handle cut off while resolving waits for
      * getaddrinfo (resolv.conf's timeouts: 10 s and more) far past the
      * budget; with it the resolver thread is left to finish on its own. */
-    if (!host_is_ip_literal(req->url)) {
-        pthread_once(&pin_once, pin_libcurl);
+    if (!host_is_ip_literal(req->url))
         SET(CURLOPT_QUICK_EXIT, (long)curl_pinned);
-    }
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");

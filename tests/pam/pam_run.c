@@ -15,7 +15,8 @@
  * /bin/sh -c, after the session open or after pam_end.  With --cycles N
  * (N > 1) it runs N start/open/close/end cycles without commands and prints
  * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000"; with
- * --times also one "open_us=N" line per cycle (bench/run times session opens).
+ * --times also, per cycle, "open_us=N" (pam_open_session) and "cycle_us=N"
+ * (pam_start to pam_end, which loads and unloads the modules): bench/run.
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
@@ -223,6 +224,8 @@ int main(int argc, char **argv)
     unsigned long opened[NRESULTS] = {0}, closed[NRESULTS] = {0};
     for (long cycle = 0; cycle < cycles; cycle++) {
         pam_handle_t *pamh = NULL;
+        struct timespec cycle_start;
+        clock_gettime(CLOCK_MONOTONIC, &cycle_start);
         int r = pam_start_confdir(service, user, &conv, confdir, &pamh);
         if (r != PAM_SUCCESS) {
             printf("pam_start=%s\n", result_name(r));
@@ -243,6 +246,8 @@ int main(int argc, char **argv)
         if (cycles == 1)
             printf("close_session=%s\n", result_name(close));
         pam_end(pamh, close);
+        if (times)
+            printf("cycle_us=%ld\n", elapsed_us(&cycle_start));
         if (after)
             printf("after=%d\n", run_as_user(user, after));
         if (cycles > 1 && pw)

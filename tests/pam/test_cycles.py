@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Many pam_start/open/close/pam_end cycles in one process, as in a
-long-lived sshd or login manager: every cycle works, and under valgrind
-nothing leaks, nothing is read uninitialised, and the memory still in use
-at exit does not grow with the number of cycles."""
+long-lived sshd or login manager: every cycle works, libcurl is loaded
+once, and under valgrind nothing leaks, nothing is read uninitialised, and
+the memory still in use at exit does not grow with the number of cycles."""
 
 import os
 import re
@@ -42,6 +42,14 @@ class Cycles(unittest.TestCase):
     def test_many_cycles(self):
         self.cycles(300)
         self.assertEqual(len(self.emu.requests()), 600)
+
+    def test_libcurl_loaded_once(self):
+        # pam_end unloads the module; libcurl must stay (libazid pins it), or
+        # every pam_start loads, relocates and initialises it and its TLS
+        # libraries again: 13 million instructions a session.
+        r = self.cycles(4, prefix=["env", "LD_DEBUG=files"])
+        loads = re.findall(r"file=libcurl\.so\.\d+ \[0\];  generating link map", r.stderr)
+        self.assertEqual(len(loads), 1, "libcurl was loaded %d times for 4 sessions" % len(loads))
 
     def valgrind(self, n):
         """Runs n cycles under valgrind; returns its report."""
