@@ -27,12 +27,10 @@ static const char help[] =
 
 static const char *kind_of(const struct stored_key *key, const char **name)
 {
-    if ((*name = key_name(key, TOKEN_PREFIX)))
-        return "token";
-    if ((*name = key_name(key, SECRET_PREFIX)))
-        return "secret";
-    *name = key->description;
-    return "other";
+    static const char *const kinds[] = {
+        [AZID_KEY_OTHER] = "other", [AZID_KEY_TOKEN] = "token", [AZID_KEY_SECRET] = "secret"};
+    *name = key_shown(key);
+    return kinds[key->fields.kind];
 }
 
 static void print_json_number(const char *field, long long value)
@@ -57,18 +55,17 @@ static void print_json(const struct key_snapshot *snap)
         printf(",\"serial\":%ld", (long)key->serial);
         print_json_number("seconds_left", key->seconds_left);
         print_json_number("expires_on", key->expires_on);
-        if (strcmp(kind, "token") == 0) {
+        if (key->fields.kind == AZID_KEY_TOKEN) {
             fputs(",\"resource\":", stdout);
-            json_print_string(stdout, name);
-        } else if (strcmp(kind, "secret") == 0) {
-            const char *slash = strrchr(name, '/');
-            size_t host_len = slash ? (size_t)(slash - name) : 0;
+            json_print_string(stdout, key->fields.resource);
+        } else if (key->fields.kind == AZID_KEY_SECRET) {
             char host[1024];
-            snprintf(host, sizeof host, "%.*s", (int)host_len, name);
+            snprintf(host, sizeof host, "%.*s", (int)key->fields.vault_host_length,
+                     key->fields.vault_host);
             fputs(",\"vault_host\":", stdout);
             json_print_string(stdout, host);
             fputs(",\"name\":", stdout);
-            json_print_string(stdout, slash ? slash + 1 : name);
+            json_print_string(stdout, key->fields.name);
         }
         putchar('}');
     }

@@ -89,14 +89,13 @@ static int parse_ref(const char *arg, struct secret_ref *ref)
     return EXIT_OK;
 }
 
-/* Whether a stored "host/name" is the secret ref names. */
-static int matches(const char *stored, const struct secret_ref *ref)
+/* Whether a stored secret is the one ref names. */
+static int matches(const azid_key_fields *stored, const struct secret_ref *ref)
 {
-    const char *slash = strrchr(stored, '/');
-    if (!slash || strcasecmp(slash + 1, ref->name) != 0)
+    if (stored->kind != AZID_KEY_SECRET || strcasecmp(stored->name, ref->name) != 0)
         return 0;
-    return !ref->host || (strlen(ref->host) == (size_t)(slash - stored) &&
-                          strncasecmp(stored, ref->host, (size_t)(slash - stored)) == 0);
+    return !ref->host || (strlen(ref->host) == stored->vault_host_length &&
+                          strncasecmp(stored->vault_host, ref->host, stored->vault_host_length) == 0);
 }
 
 /* The stored key ref names, or NULL after saying why there is not exactly
@@ -109,12 +108,12 @@ static const struct stored_key *find_secret(const struct key_snapshot *snap,
     char hosts[1024] = "";
     size_t used = 0;
     for (size_t i = 0; i < snap->count; i++) {
-        const char *stored = key_name(&snap->keys[i], SECRET_PREFIX);
-        if (!stored || !matches(stored, ref))
+        const azid_key_fields *stored = &snap->keys[i].fields;
+        if (!matches(stored, ref))
             continue;
         found = &snap->keys[i];
         count++;
-        join_append(hosts, sizeof hosts, &used, stored, (size_t)(strrchr(stored, '/') - stored));
+        join_append(hosts, sizeof hosts, &used, stored->vault_host, stored->vault_host_length);
     }
     if (count == 1)
         return found;
@@ -123,7 +122,7 @@ static const struct stored_key *find_secret(const struct key_snapshot *snap,
                          "VAULT-HOST/%s", ref->name, count, hosts, ref->name);
     } else {
         char stored[1024];
-        keys_join_names(snap, SECRET_PREFIX, stored, sizeof stored);
+        keys_join_names(snap, AZID_KEY_SECRET, stored, sizeof stored);
         report("secret", "no secret %s in your keyring: it expired or was never stored "
                          "(stored: %s); pam_azid stores the secret= URLs azid.conf grants you at "
                          "login", arg, stored);
@@ -139,7 +138,7 @@ static int print_secret(const struct stored_key *key)
     azid_status status = azid_keyring_read(key->description, &payload, &length, &err);
     if (status == AZID_ERR_NOT_FOUND) {
         report("secret", "the copy of %s in your keyring expired just now; log in again to "
-                         "get a fresh one", key_name(key, SECRET_PREFIX));
+                         "get a fresh one", key_shown(key));
         return EXIT_FAIL;
     }
     if (status != AZID_OK)

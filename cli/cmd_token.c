@@ -78,7 +78,7 @@ static azid_status read_token(const char *resource, char **description, char **p
 static int explain_absent(const struct key_snapshot *snap, const char *resource)
 {
     char stored[1024];
-    keys_join_names(snap, TOKEN_PREFIX, stored, sizeof stored);
+    keys_join_names(snap, AZID_KEY_TOKEN, stored, sizeof stored);
     report("token", "no token for %s in your keyring: it expired or was never stored (stored: "
                     "%s); %s", resource, stored, relogin_hint);
     return EXIT_FAIL;
@@ -152,9 +152,8 @@ static const char *only_resource(const struct key_snapshot *snap)
     const char *found = NULL;
     size_t count = 0;
     for (size_t i = 0; i < snap->count; i++) {
-        const char *name = key_name(&snap->keys[i], TOKEN_PREFIX);
-        if (name) {
-            found = name;
+        if (snap->keys[i].fields.kind == AZID_KEY_TOKEN) {
+            found = snap->keys[i].fields.resource;
             count++;
         }
     }
@@ -165,7 +164,7 @@ static const char *only_resource(const struct key_snapshot *snap)
                         "'azid doctor'), or get one directly with 'azid fetch'");
     } else {
         char stored[1024];
-        keys_join_names(snap, TOKEN_PREFIX, stored, sizeof stored);
+        keys_join_names(snap, AZID_KEY_TOKEN, stored, sizeof stored);
         report("token", "%zu tokens in your keyring (%s); name one: azid token RESOURCE", count,
                stored);
     }
@@ -203,7 +202,9 @@ int cmd_token(int argc, char **argv)
             int64_t expires_on = jwt_expiry(payload);
             if (expires_on < 0 && key)
                 expires_on = key->expires_on;
-            json_print_token(payload, expires_on, description + strlen(TOKEN_PREFIX), "Bearer");
+            azid_key_fields fields;
+            azid_key_parse(description, &fields);
+            json_print_token(payload, expires_on, fields.resource, "Bearer");
             rc = finish_stdout("token");
         } else {
             rc = print_value("token", payload, length);

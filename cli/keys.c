@@ -35,6 +35,7 @@ static void collect_key(const azid_key_info *info, void *ctx)
         c->out_of_memory = 1;
         return;
     }
+    azid_key_parse(key->description, &key->fields);
     key->serial = info->serial;
     key->seconds_left = info->seconds_left;
     key->expires_on = info->seconds_left < 0 ? -1 : (int64_t)time(NULL) + info->seconds_left;
@@ -91,10 +92,14 @@ void keys_snapshot_free(struct key_snapshot *snap)
     snap->count = 0;
 }
 
-const char *key_name(const struct stored_key *key, const char *prefix)
+const char *key_shown(const struct stored_key *key)
 {
-    size_t n = strlen(prefix);
-    return strncmp(key->description, prefix, n) == 0 ? key->description + n : NULL;
+    switch (key->fields.kind) {
+    case AZID_KEY_TOKEN: return key->fields.resource;
+    case AZID_KEY_SECRET: return key->fields.vault_host;
+    case AZID_KEY_OTHER: break;
+    }
+    return key->description;
 }
 
 const struct stored_key *keys_find(const struct key_snapshot *snap, const char *description)
@@ -113,13 +118,13 @@ void join_append(char *buf, size_t size, size_t *used, const char *item, size_t 
     *used += n > 0 ? (size_t)n : 0;
 }
 
-void keys_join_names(const struct key_snapshot *snap, const char *prefix, char *buf, size_t size)
+void keys_join_names(const struct key_snapshot *snap, azid_key_kind kind, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < snap->count; i++) {
-        const char *name = key_name(&snap->keys[i], prefix);
-        if (name)
+        const char *name = key_shown(&snap->keys[i]);
+        if (snap->keys[i].fields.kind == kind)
             join_append(buf, size, &used, name, strlen(name));
     }
     if (!buf[0])

@@ -10,11 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TOKEN_PREFIX "azid:token:"
-#define SECRET_PREFIX "azid:secret:"
-
 struct stored_key {
     char *description;  /* "azid:token:<resource>", "azid:secret:<host>/<name>" */
+    azid_key_fields fields; /* the description taken apart (azid_key_parse) */
     long seconds_left;  /* -1: no timeout; 0: expired */
     int64_t expires_on; /* epoch seconds, -1 with no timeout */
     int32_t serial;
@@ -28,17 +26,17 @@ struct key_snapshot {
 azid_status keys_snapshot(struct key_snapshot *snap, azid_error *err);
 void keys_snapshot_free(struct key_snapshot *snap);
 
-/* What follows prefix in the key's description, or NULL when it has
- * another prefix. */
-const char *key_name(const struct stored_key *key, const char *prefix);
+/* What names the key to a user: the resource of a token, VAULT-HOST/NAME
+ * of a secret, else the whole description. */
+const char *key_shown(const struct stored_key *key);
 /* The key with this exact description, or NULL. */
 const struct stored_key *keys_find(const struct key_snapshot *snap, const char *description);
 /* Appends the first length bytes of item to the ", "-separated list in
  * buf, of which *used bytes are filled (start with 0 and buf[0] = '\0');
  * what does not fit is left out. */
 void join_append(char *buf, size_t size, size_t *used, const char *item, size_t length);
-/* The names (after prefix) of the keys of that kind, ", "-separated, into
- * buf; "none" when there are none. */
-void keys_join_names(const struct key_snapshot *snap, const char *prefix, char *buf, size_t size);
+/* What names each key of that kind (key_shown), ", "-separated, into buf;
+ * "none" when there are none. */
+void keys_join_names(const struct key_snapshot *snap, azid_key_kind kind, char *buf, size_t size);
 
 #endif

@@ -205,6 +205,26 @@ azid_status azid_resource_check(const char *resource, azid_error *err);
 char *azid_key_description_token(const char *resource);
 char *azid_key_description_secret(const char *vault_host, const char *name);
 
+typedef enum azid_key_kind {
+    AZID_KEY_OTHER = 0, /* not an azid key description */
+    AZID_KEY_TOKEN,
+    AZID_KEY_SECRET
+} azid_key_kind;
+
+/* A key description taken apart.  The pointers point into the description
+ * given to azid_key_parse. */
+typedef struct azid_key_fields {
+    azid_key_kind kind;
+    const char *resource;     /* token: the resource */
+    const char *vault_host;   /* secret: the vault's host, vault_host_length bytes, */
+    size_t vault_host_length; /*   followed by "/<name>" (so it reads "<host>/<name>") */
+    const char *name;         /* secret: the secret's name */
+} azid_key_fields;
+
+/* Parses what azid_key_description_* build; returns out->kind (and
+ * AZID_KEY_OTHER, with the other fields NULL, for anything else). */
+azid_key_kind azid_key_parse(const char *description, azid_key_fields *out);
+
 /* AZID_OK when the calling process's session keyring is a per-login keyring
  * owned by uid (pam_keyinit ran); AZID_ERR_NOT_SESSION when it is the
  * user-session keyring, shared or owned by someone else; AZID_ERR_KEYRING

@@ -88,6 +88,28 @@ char *azid_key_description_secret(const char *vault_host, const char *name)
     return vault_host && name ? join3(SECRET_PREFIX, vault_host, "/", name) : NULL;
 }
 
+azid_key_kind azid_key_parse(const char *description, azid_key_fields *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!description)
+        return out->kind;
+    if (strncmp(description, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0 &&
+        description[strlen(TOKEN_PREFIX)]) {
+        out->kind = AZID_KEY_TOKEN;
+        out->resource = description + strlen(TOKEN_PREFIX);
+    } else if (strncmp(description, SECRET_PREFIX, strlen(SECRET_PREFIX)) == 0) {
+        /* Neither a host nor a secret name holds a '/'. */
+        const char *host = description + strlen(SECRET_PREFIX), *slash = strchr(host, '/');
+        if (slash && slash > host && slash[1] && !strchr(slash + 1, '/')) {
+            out->kind = AZID_KEY_SECRET;
+            out->vault_host = host;
+            out->vault_host_length = (size_t)(slash - host);
+            out->name = slash + 1;
+        }
+    }
+    return out->kind;
+}
+
 /* ---- errors -------------------------------------------------------------- */
 
 static bool facility_unavailable(int e)

@@ -163,6 +163,36 @@ static void test_descriptions(void **state)
     assert_null(azid_key_description_token(NULL));
 }
 
+/* What the CLI reads instead of splitting descriptions itself. */
+static void test_description_fields(void **state)
+{
+    (void)state;
+    azid_key_fields f;
+    char *d = azid_key_description_token("https://vault.azure.net/");
+    assert_int_equal(azid_key_parse(d, &f), AZID_KEY_TOKEN);
+    assert_string_equal(f.resource, "https://vault.azure.net/");
+    assert_null(f.name);
+    free(d);
+    d = azid_key_description_secret("v1.vault.azure.net", "db-password");
+    assert_int_equal(azid_key_parse(d, &f), AZID_KEY_SECRET);
+    assert_int_equal(f.vault_host_length, strlen("v1.vault.azure.net"));
+    assert_memory_equal(f.vault_host, "v1.vault.azure.net", f.vault_host_length);
+    assert_string_equal(f.vault_host, "v1.vault.azure.net/db-password");
+    assert_string_equal(f.name, "db-password");
+    assert_null(f.resource);
+    free(d);
+    static const char *const others[] = {
+        "azid:token:", "azid:secret:v1.vault.azure.net", "azid:secret:/name",
+        "azid:secret:host/", "azid:secret:a/b/c", "krb5cc", "azid:other:x", NULL};
+    for (const char *const *o = others; *o; o++) {
+        assert_int_equal(azid_key_parse(*o, &f), AZID_KEY_OTHER);
+        assert_null(f.resource);
+        assert_null(f.vault_host);
+        assert_null(f.name);
+    }
+    assert_int_equal(azid_key_parse(NULL, &f), AZID_KEY_OTHER);
+}
+
 /* ---- the guard ------------------------------------------------------------- */
 
 /* A process started without a session keyring (a service, su without a new
@@ -849,6 +879,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_guard_user_session_keyring),
         cmocka_unit_test(test_descriptions),
+        cmocka_unit_test(test_description_fields),
         cmocka_unit_test(test_guard_accepts_login_keyring),
         cmocka_unit_test(test_guard_other_owner),
         cmocka_unit_test(test_guard_service_keyring),
