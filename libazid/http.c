@@ -87,7 +87,15 @@ static void curl_init_once(void)
         openssl_load_system_config();
     }
     pin_libcurl();
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Ignored by libcurl when it was initialised before, as the other
+     * allocator functions then are. */
+    if (wipe_alloc_pin()) {
+        curl_init_result = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_alloc_free,
+                                                wipe_alloc_realloc, strdup, calloc);
+        wipe_alloc_install_jansson();
+    } else {
+        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    }
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
 }
@@ -152,6 +160,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
     memcpy(t->resp->body + t->resp->length, data, n);
+    /* data is libcurl's receive buffer: the token's first copy. */
+    explicit_bzero(data, n);
     t->resp->length += n;
     t->resp->body[t->resp->length] = '\0';
     return n;

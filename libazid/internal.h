@@ -32,6 +32,16 @@ void wipe_free(void *p, size_t n);
 /* wipe_free of a NUL-terminated string. */
 void wipe_free_str(char *s);
 
+/* wipe_alloc.c: free and realloc for libcurl and jansson that wipe every
+ * block they give back.  Install them only after wipe_alloc_pin() (1: the
+ * object holding them stays mapped for the life of the process). */
+void wipe_alloc_free(void *p);
+void *wipe_alloc_realloc(void *p, size_t size);
+int wipe_alloc_pin(void);
+/* Makes jansson free through wipe_alloc_free, unless the process gave it an
+ * allocator of its own. */
+void wipe_alloc_install_jansson(void);
+
 /* ---- small shared helpers (util.c) ---- */
 
 /* Makes room for at least need items of size bytes in the array *items

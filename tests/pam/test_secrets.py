@@ -90,6 +90,34 @@ class Secrets(unittest.TestCase):
                             for l in r.lines("ERR")), r.logs)
         self.assertEqual((self.imds.requests(), self.kv.requests()), ([], []))
 
+    def test_no_unwiped_copy_in_freed_memory(self):
+        """Every heap block freed during a login (libcurl's request and
+        receive buffers, OpenSSL's, jansson's lexer strings, the module's
+        own) is searched for the token, the secret and the bearer header
+        (tests/pam/free_scan.c): none may hold one.  The resource, which
+        nobody wipes, is found: the scanner sees what is left."""
+        token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.freescan-" + os.urandom(24).hex()
+        self.imds.stop()
+        self.imds = harness.Emulator(self.tmp, faults=['field:access_token="%s"' % token])
+        self.vault(["db=" + VALUE + "-" + os.urandom(12).hex()])
+        log = os.path.join(self.tmp, "free_scan.log")
+        shim = os.path.join(harness.top_builddir, "tests", "pam", ".libs", "free_scan.so")
+        needles = [token, "Bearer " + token, VALUE, "resource=https%3A%2F%2Fvault.azure.net"]
+        r = self.run_pam(["resource=https://vault.azure.net", "debug"],
+                         prefix=["env", "LD_PRELOAD=" + shim, "AZID_FREE_SCAN=" + ",".join(needles),
+                                 "AZID_FREE_SCAN_LOG=" + log])
+        self.assertEqual(r.steps["open_session"], "PAM_SUCCESS", r)
+        self.assertEqual(r.keys["azid:token:" + VAULT]["value"], token)
+        self.assertTrue(r.keys[KEY]["value"].startswith(VALUE))
+        with open(log) as f:
+            lines = f.read().splitlines()
+        print("\n  " + "\n  ".join(lines))
+        scanned = [l for l in lines if l.startswith("scanned ")]
+        self.assertTrue(scanned and int(scanned[-1].split()[1]) > 1000, lines)
+        copies = [l for l in lines if l.startswith("copy of value ")]
+        self.assertTrue(any(l.startswith("copy of value 3 ") for l in copies), "control not found: %r" % lines)
+        self.assertEqual([l for l in copies if not l.startswith("copy of value 3 ")], [])
+
     def test_secret_expiry_caps_key_timeout(self):
         self.vault(["db=%s,exp=%d" % (VALUE, int(time.time()) + 200)])
         r = self.run_pam([])
