@@ -275,7 +275,7 @@ int cmd_doctor(int argc, char **argv)
             break;
         case OPT_TIMEOUT:
             if ((timeout_ms = parse_seconds_ms(optarg)) < 0)
-                return usage_error("doctor", "--timeout wants seconds (0 < S <= 86400), not '%s'",
+                return usage_error("doctor", "--timeout wants seconds (0 < S <= 300), not '%s'",
                                    optarg);
             break;
         case OPT_PAM_DIR:

@@ -6,7 +6,6 @@
 #include "commands.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,13 +105,8 @@ int report_error(const char *command, const azid_error *err)
 
 long parse_seconds_ms(const char *text)
 {
-    char *end;
-    errno = 0;
-    double seconds = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(seconds) || seconds <= 0 || seconds > 86400)
-        return -1;
-    long ms = (long)(seconds * 1000 + 0.5);
-    return ms > 0 ? ms : 1;
+    long ms;
+    return azid_timeout_parse(text, &ms, NULL) == AZID_OK ? ms : -1;
 }
 
 /* "2h 05m", or "2h" when the smaller unit is zero: the kernel reports a

@@ -39,8 +39,9 @@ void vreport(const char *command, const char *fmt, va_list ap) __attribute__((fo
  * a bad argument, EXIT_FAIL otherwise. */
 int report_error(const char *command, const azid_error *err);
 
-/* A duration in seconds ("5", "0.5") as milliseconds; -1 when text is not
- * a positive number of seconds (at most a day). */
+/* A time budget in seconds ("5", "0.5") as milliseconds, by the library's
+ * one parser (azid_timeout_parse: at most AZID_TIMEOUT_MAX_MS); -1 when
+ * text is not one. */
 long parse_seconds_ms(const char *text);
 
 /* Time left as people read it: "59m 12s", "2h 05m", "59m", "3d 04h", "no

@@ -16,9 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Anything longer than an hour is a configuration mistake, not a budget. */
-#define CLIENT_MAX_TIMEOUT_MS (3600L * 1000)
-
 static azid_status no_client(azid_error *err)
 {
     return err_set(err, AZID_ERR_ARGUMENT, "no client given (NULL)");
@@ -179,10 +176,9 @@ azid_status azid_client_set_timeout_ms(azid_client *client, long timeout_ms, azi
 {
     if (!client)
         return no_client(err);
-    if (timeout_ms <= 0 || timeout_ms > CLIENT_MAX_TIMEOUT_MS)
-        return err_set(err, AZID_ERR_ARGUMENT,
-                       "timeout %ld ms is out of range (1 ms to %ld s)", timeout_ms,
-                       CLIENT_MAX_TIMEOUT_MS / 1000);
+    if (timeout_ms <= 0 || timeout_ms > AZID_TIMEOUT_MAX_MS)
+        return err_set(err, AZID_ERR_ARGUMENT, "timeout %ld ms is out of range (1 ms to %d s)",
+                       timeout_ms, AZID_TIMEOUT_MAX_MS / 1000);
     client->timeout_ms = timeout_ms;
     return AZID_OK;
 }
