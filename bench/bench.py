@@ -7,9 +7,12 @@ alike), and reported as the median and the interquartile range.  Writes
 REPORT.md and PNG plots into $BENCH_OUT.
 """
 
+import contextlib
 import json
+import multiprocessing
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +38,9 @@ USER = "alice"
 MODULE = os.path.join(BUILD, ".libs", "pam_azid.so")
 PAM_RUN = os.path.join(BUILD, "tests", "pam", "pam_run")
 CURL_GET = os.path.join(BUILD, "bench", "curl_get")
+AZIDD = os.path.join(BUILD, "azidd", "azidd")
+HAVE_BROKER = os.access(AZIDD, os.X_OK)
+BROKER_SOCKET = "/run/azid/azidd.sock"
 TIMEOUT = 2  # pam_azid's timeout= and the profile script's curl --max-time (seconds)
 
 # How many of each: (full run, smoke).
@@ -45,6 +51,9 @@ BURSTS = [1, 3] if SMOKE else [1, 10, 50, 200]
 DEAD_LOGINS = 2 if SMOKE else 4
 MANY_SESSIONS = 20 if SMOKE else 10000
 CALLGRIND_CYCLES = (2, 4) if SMOKE else (3, 8)
+# azidd: cached-token requests (clients x each), and the entries it holds.
+BROKER_CLIENTS, BROKER_REQUESTS = (2, 50) if SMOKE else (3, 5000)
+BROKER_ENTRIES = 64 if SMOKE else 10000
 FEW_SESSIONS = 10
 
 SDK_SNIPPET = """
@@ -118,6 +127,76 @@ class Emulator:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.stderr.close()
+
+
+class Broker:
+    """azidd on its default socket (pam_azid's broker=auto finds it), with
+    an empty policy file (root's key requests carry their own settings),
+    started with an empty cache; on CPU 0 alone with pin."""
+
+    def __init__(self, pin=False):
+        os.makedirs(os.path.dirname(BROKER_SOCKET), exist_ok=True)
+        if os.path.exists(BROKER_SOCKET):
+            os.unlink(BROKER_SOCKET)
+        self.stderr = open(os.path.join(TMP, "bench-azidd.stderr"), "a")
+        self.proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) +
+                                     [AZIDD, "--socket", BROKER_SOCKET, "--config",
+                                      os.path.join(TMP, "etc", "azid.conf"), "--stderr"], stderr=self.stderr)
+        deadline = time.monotonic() + 10
+        while True:
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(BROKER_SOCKET)
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("bench: azidd did not start (%s)" % self.stderr.name)
+                time.sleep(0.02)
+            finally:
+                probe.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.stderr.close()
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+def key_request(resources, uid):
+    """What pam_azid asks azidd at a login: the user's shared keys."""
+    return ("azid1 key user=%s uid=%d %s timeout=30\n"
+            % (USER, uid, " ".join("resource=" + r for r in resources))).encode()
+
+
+def ask_broker(line):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    try:
+        s.connect(BROKER_SOCKET)
+        s.sendall(line)
+        out = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return out.decode(errors="replace")
+            out += data
+    finally:
+        s.close()
+
+
+def user_uid():
+    return int(subprocess.check_output(["id", "-u", USER]))
 
 
 def imds_log():
@@ -231,6 +310,8 @@ def write_stack(path, azid_args=None):
 
 # The session stacks bench/run compares (for pam_run and for sshd).
 STACKS = {"none": None, "cold": "broker=off"}
+if HAVE_BROKER:
+    STACKS["warm"] = "broker=" + BROKER_SOCKET
 
 
 def sessions():
@@ -242,6 +323,11 @@ def sessions():
         write_stack(os.path.join(confdir, name), args)
     opens = {k: [] for k in list(STACKS) + ["libcurl"]}
     cycles = {k: [] for k in STACKS}
+    with Broker() if HAVE_BROKER else contextlib.nullcontext():
+        return session_rounds(confdir, opens, cycles)
+
+
+def session_rounds(confdir, opens, cycles):
     for r in range(ROUNDS_SESSION):
         for name in list(opens):
             if name == "libcurl":
@@ -297,12 +383,65 @@ def memory():
             raise SystemExit("bench: %d sessions: %s" % (n, run.out))
         rss[n] = run.maxrss
     allocs = {}
-    for name in STACKS:
+    for name in ("none", "cold"):
         run = must(spawn(["valgrind", "--tool=memcheck", "--leak-check=no", PAM_RUN, "--confdir", confdir,
                           "--service", name, "--user", USER], timeout=300), "valgrind pam_run " + name)
         m = re.search(r"total heap usage: ([\d,]+) allocs, [\d,]+ frees, ([\d,]+) bytes", run.err)
         allocs[name] = (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")))
-    return {"rss": rss, "allocs": allocs}
+    result = {"rss": rss, "allocs": allocs}
+    if HAVE_BROKER:
+        result["broker"] = broker_throughput()
+        result["entries"] = broker_entries()
+    return result
+
+
+def hammer(line, n):
+    """A client: n requests, one connection each, as logins make them."""
+    for _ in range(n):
+        if not ask_broker(line).rstrip().endswith("end"):
+            raise SystemExit("bench: azidd did not answer a cached key request")
+
+
+def broker_throughput():
+    """azidd alone on CPU 0, clients elsewhere, every request a cache hit:
+    requests a second, and requests per second of azidd's own CPU time
+    (which the machine's load does not change)."""
+    line = key_request([RESOURCE], user_uid())
+    with Broker(pin=True) as broker:
+        ask_broker(line)
+        cpu = broker.cpu_seconds()
+        start = time.monotonic()
+        procs = [multiprocessing.Process(target=hammer, args=(line, BROKER_REQUESTS))
+                 for _ in range(BROKER_CLIENTS)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise SystemExit("bench: a client of azidd failed")
+        wall = time.monotonic() - start
+        cpu = broker.cpu_seconds() - cpu
+    n = BROKER_CLIENTS * BROKER_REQUESTS
+    return {"n": n, "per_s": n / wall, "per_cpu_s": n / cpu if cpu > 0 else float("inf")}
+
+
+def broker_entries():
+    """azidd's RSS empty and holding BROKER_ENTRIES tokens (one resource
+    each; its rate guard lets 20 requests a second reach IMDS)."""
+    uid = user_uid()
+    resources = ["https://r%05d.bench.example" % i for i in range(BROKER_ENTRIES)]
+    with Broker() as broker:
+        empty = broker.rss_kib()
+        start = time.monotonic()
+        for i in range(0, len(resources), 32):
+            reply = ask_broker(key_request(resources[i:i + 32], uid))
+            if "error" in reply.split("\n", 1)[0] or not reply.rstrip().endswith("end"):
+                raise SystemExit("bench: azidd did not fill: %s" % reply[:300])
+        full = broker.rss_kib()
+        status = ask_broker(b"azid1 status\n")
+        return {"empty": empty, "full": full,
+                "entries": sum(1 for x in status.splitlines() if x.startswith("token ")),
+                "fill": time.monotonic() - start}
 
 
 def ssh(user, command):
@@ -320,6 +459,8 @@ LOGINS = {
     "azid": ("broker=off", "keyctl search @s user 'azid:token:%s' >/dev/null" % RESOURCE),
     "curl": (None, '. %s; [ -n "$AZURE_ACCESS_TOKEN" ]' % PROFILE),
 }
+if HAVE_BROKER:
+    LOGINS["broker"] = ("broker=" + BROKER_SOCKET, LOGINS["azid"][1])
 
 
 def use_login(name):
@@ -340,28 +481,39 @@ def logins():
         f.write(PROFILE_SCRIPT)
     os.chmod(PROFILE, 0o644)
     times = {k: [] for k in LOGINS}
-    uid = int(subprocess.check_output(["id", "-u", USER]))
-    for r in range(ROUNDS_LOGIN):
-        for name in LOGINS:
-            settle_keys(uid, 2)
-            times[name].append(has_token(spawn(use_login(name)), name).elapsed)
+    uid = user_uid()
+    with Broker() if HAVE_BROKER else contextlib.nullcontext():
+        for r in range(ROUNDS_LOGIN):
+            for name in LOGINS:
+                settle_keys(uid, 2)
+                times[name].append(has_token(spawn(use_login(name)), name).elapsed)
     return times
+
+
+def with_broker(name):
+    """A fresh azidd (empty cache) for the broker's variant, else nothing."""
+    return Broker() if name == "broker" else contextlib.nullcontext()
+
+
+# The variants of the bursts and the dead endpoint.
+VARIANTS = ["azid", "broker", "curl"] if HAVE_BROKER else ["azid", "curl"]
 
 
 def bursts():
     """Figure 4: N logins of one user at once."""
-    uid = int(subprocess.check_output(["id", "-u", USER]))
+    uid = user_uid()
     result = {}
-    for name in ("azid", "curl"):
+    for name in VARIANTS:
         result[name] = []
         for n in BURSTS:
             settle_keys(uid)
             argv = use_login(name)
             before = len(imds_log())
             start = time.monotonic()
-            procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True) for _ in range(n)]
-            said = [p.communicate() for p in procs]
+            with with_broker(name):
+                procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True) for _ in range(n)]
+                said = [p.communicate() for p in procs]
             ok = sum(1 for out, _ in said if out.strip() == "token")
             no_token = sum(1 for out, _ in said if out.strip() == "no-token")
             failed = sorted({err.strip().splitlines()[-1] if err.strip() else "exit %d" % p.returncode
@@ -376,24 +528,29 @@ def bursts():
 def dead_endpoint():
     """Figure 5: IMDS accepts connections and never answers."""
     result = {}
-    for name in ("azid", "curl"):
+    for name in VARIANTS:
         set_faults(["hang"] * 1000)
-        result[name] = [spawn(use_login(name)).elapsed for _ in range(DEAD_LOGINS)]
+        with with_broker(name):
+            result[name] = [spawn(use_login(name)).elapsed for _ in range(DEAD_LOGINS)]
     set_faults([])
     return result
 
 
 # ---- the report ---------------------------------------------------------------------
 
-def plots(f1, f2, f4):
+NAMES = {"azid": "azid, no broker", "broker": "azid with azidd", "curl": "curl profile script",
+         "sdk": "Python SDK"}
+
+
+def plots(f1, f4):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = {"azid": "azid (no broker)", "curl": "curl profile script", "sdk": "Python SDK"}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     keys = list(f1["times"])
-    ax.boxplot([[t * 1e3 for t in f1["times"][k]] for k in keys], labels=[names[k] for k in keys])
+    ax.boxplot([[t * 1e3 for t in f1["times"][k]] for k in keys],
+               labels=["azid fetch" if k == "azid" else NAMES[k].split()[0] for k in keys])
     ax.set_yscale("log")
     ax.set_ylabel("ms, one token (log scale)")
     ax.set_title("One-shot token, process start to token printed")
@@ -401,20 +558,20 @@ def plots(f1, f2, f4):
     fig.savefig(os.path.join(OUT, "oneshot.png"), dpi=100)
     plt.close(fig)
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for name, rows in f4.items():
         ns = [r["n"] for r in rows]
-        a1.plot(ns, [r["ok"] for r in rows], marker="o", label=names[name])
-        a2.plot(ns, [r["requests"] for r in rows], marker="o", label=names[name])
-    a1.plot(BURSTS, BURSTS, linestyle=":", color="grey", label="all")
-    for a, what in ((a1, "logins with a token"), (a2, "requests to IMDS")):
+        a1.plot(ns, [r["ok"] for r in rows], marker="o", label=NAMES[name])
+        a2.plot(ns, [r["requests"] for r in rows], marker="o", label=NAMES[name])
+    a1.plot(BURSTS, BURSTS, linestyle=":", color="grey", label="every login")
+    for a, what in ((a1, "logins with a token"), (a2, "requests to IMDS (429s included)")):
         a.set_xscale("log")
         a.set_xlabel("concurrent logins of one user")
         a.set_ylabel(what)
         a.set_xticks(BURSTS)
         a.set_xticklabels([str(n) for n in BURSTS])
     a1.legend()
-    fig.suptitle("Login bursts")
+    fig.suptitle("Login bursts, IMDS limits on (5 in flight, 20 a second)")
     fig.tight_layout()
     fig.savefig(os.path.join(OUT, "burst.png"), dpi=100)
     plt.close(fig)
@@ -425,7 +582,7 @@ def burst_failures(f4):
     for name, rows in f4.items():
         why = sorted({w for r in rows for w in r["why"]})
         if why:
-            said.append("%s: %s" % (name, ", ".join("`%s`" % w.replace("|", "/")[:160] for w in why)))
+            said.append("%s: %s" % (NAMES[name], ", ".join("`%s`" % w.replace("|", "/")[:160] for w in why)))
     return "; ".join(said) or "none failed"
 
 
@@ -434,56 +591,115 @@ def burst_cell(b):
                                                    b["throttled"], fmt_time(b["elapsed"]))
 
 
-def report(f1, f2, f3, f4, f5, f6, started, load_end):
-    t, rss, instr, az = f1["times"], f1["rss"], f1["instr"], f1["az"]
-    o, si = f2["opens"], f2["instr"]
-    added = statistics.median(o["cold"]) - statistics.median(o["none"])
+DASH = "—"
+NO_BROKER = "not measured (note 2)"
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def instr(n):
+    return "{:,.0f}".format(n)
+
+
+def table(f1, f2, f3, f4, f5, f6):
+    """Rows: figure, azid, azid with azidd, curl, Python SDK, az, without azid, ratio."""
+    t, rss, ins = f1["times"], f1["rss"], f1["instr"]
+    o, cyc, si = f2["opens"], f2["cycles"], f2["instr"]
     kib = lambda k: "%d KiB" % k  # noqa: E731
-    dash = "—"
+    warm = HAVE_BROKER
+    cold_added = med(o["cold"]) - med(o["none"])
     rows = [
-        ("1. one-shot token, wall (%d runs each)" % ROUNDS_ONESHOT,
-         cell(t["azid"]), cell(t["curl"]), cell(t["sdk"]), "not measured (note 1)", dash,
+        ("1. one-shot token, wall (%d runs each)" % ROUNDS_ONESHOT, cell(t["azid"]), DASH, cell(t["curl"]),
+         cell(t["sdk"]), "not measured (note 1)", DASH,
          "azid/curl %s; SDK/azid %s" % (ratio(t["azid"], t["curl"]), ratio(t["sdk"], t["azid"]))),
-        ("1. one-shot token, peak RSS", cell(rss["azid"], kib), cell(rss["curl"], kib), cell(rss["sdk"], kib),
-         dash, dash, "azid/curl %s" % ratio(rss["azid"], rss["curl"])),
-        ("1. one-shot token, instructions (callgrind)", "{:,}".format(instr["azid"]),
-         "{:,}".format(instr["curl"]), dash, dash, dash, "azid/curl %.2f×" % (instr["azid"] / instr["curl"])),
-        ("2. session open in-process, cold (%d×%d)" % (ROUNDS_SESSION, CYCLES_SESSION - 1),
-         cell(o["cold"]), "bare libcurl GET: " + cell(o["libcurl"]), dash, dash, cell(o["none"]),
-         "added %s; added/libcurl GET %.2f×" % (fmt_time(added), added / statistics.median(o["libcurl"]))),
-        ("2. session open in-process, cold: instructions (callgrind), steady state",
-         "{:,.0f}".format(si["cold"]["open"]), "bare libcurl GET: {:,.0f}".format(si["libcurl"]["open"]), dash, dash,
-         "{:,.0f}".format(si["none"]["open"]),
-         "added/libcurl GET %.2f×" % ((si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"])),
-        ("2. whole session in-process (pam_start to pam_end), cold", cell(f2["cycles"]["cold"]), dash, dash, dash,
-         cell(f2["cycles"]["none"]), "added %s" % fmt_time(statistics.median(f2["cycles"]["cold"])
-                                                        - statistics.median(f2["cycles"]["none"]))),
-        ("2. whole session in-process, cold: instructions (callgrind), steady state",
-         "{:,.0f}".format(si["cold"]["cycle"]), dash, dash, dash, "{:,.0f}".format(si["none"]["cycle"]),
-         "added {:,.0f}".format(si["cold"]["cycle"] - si["none"]["cycle"])),
-        ("2. session open, warm (broker cache hit)", "not measured (note 2)", dash, dash, dash, dash, dash),
+        ("1. one-shot token, peak RSS", cell(rss["azid"], kib), DASH, cell(rss["curl"], kib),
+         cell(rss["sdk"], kib), DASH, DASH, "azid/curl %s" % ratio(rss["azid"], rss["curl"])),
+        ("1. one-shot token, instructions (callgrind)", instr(ins["azid"]), DASH, instr(ins["curl"]), DASH, DASH,
+         DASH, "azid/curl %.2f×" % (ins["azid"] / ins["curl"])),
+        ("2. session open in-process (%d×%d)" % (ROUNDS_SESSION, CYCLES_SESSION - 1), cell(o["cold"]),
+         cell(o["warm"]) if warm else NO_BROKER, "bare libcurl GET: " + cell(o["libcurl"]), DASH, DASH,
+         cell(o["none"]),
+         "added: %s, %.2f× the GET; with azidd %s" % (
+             fmt_time(cold_added), cold_added / med(o["libcurl"]),
+             fmt_time(med(o["warm"]) - med(o["none"])) if warm else DASH)),
+        ("2. session open, instructions (callgrind)", instr(si["cold"]["open"]),
+         instr(si["warm"]["open"]) if warm else NO_BROKER, "bare libcurl GET: " + instr(si["libcurl"]["open"]),
+         DASH, DASH, instr(si["none"]["open"]),
+         "added: %.2f× the GET; with azidd %s" % (
+             (si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"],
+             instr(si["warm"]["open"] - si["none"]["open"]) if warm else DASH)),
+        ("2. whole session in-process (pam_start to pam_end)", cell(cyc["cold"]),
+         cell(cyc["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, cell(cyc["none"]),
+         "added %s; with azidd %s" % (fmt_time(med(cyc["cold"]) - med(cyc["none"])),
+                                      fmt_time(med(cyc["warm"]) - med(cyc["none"])) if warm else DASH)),
+        ("2. whole session, instructions (callgrind)", instr(si["cold"]["cycle"]),
+         instr(si["warm"]["cycle"]) if warm else NO_BROKER, DASH, DASH, DASH, instr(si["none"]["cycle"]),
+         "added %s; with azidd %s" % (instr(si["cold"]["cycle"] - si["none"]["cycle"]),
+                                      instr(si["warm"]["cycle"] - si["none"]["cycle"]) if warm else DASH)),
         ("3. ssh login, key exchange to logout (%d each)" % ROUNDS_LOGIN, cell(f3["azid"]),
-         "profile script: " + cell(f3["curl"]), dash, dash, cell(f3["none"]),
-         "azid/none %s; curl/none %s" % (ratio(f3["azid"], f3["none"]), ratio(f3["curl"], f3["none"]))),
+         cell(f3["broker"]) if warm else NO_BROKER, "profile script: " + cell(f3["curl"]), DASH, DASH,
+         cell(f3["none"]), "azid/none %s; curl/none %s" % (ratio(f3["azid"], f3["none"]),
+                                                         ratio(f3["curl"], f3["none"]))),
     ]
     for i, n in enumerate(BURSTS):
-        a, c = f4["azid"][i], f4["curl"][i]
-        rows.append(("4. burst of %d logins (IMDS limits on): with a token, without, login failed; "
-                     "requests to IMDS; wall" % n, burst_cell(a), burst_cell(c), dash, dash, dash, dash))
-    d = f5
-    rows.append(("5. dead endpoint (hangs), timeout %d s: first login; later ones" % TIMEOUT,
-                 "%s; %s" % (fmt_time(d["azid"][0]), cell(d["azid"][1:])),
-                 "%s; %s" % (fmt_time(d["curl"][0]), cell(d["curl"][1:])), dash, dash, dash, dash))
+        rows.append(("4. burst of %d logins: with a token, without, login failed; requests to IMDS; wall" % n,
+                     burst_cell(f4["azid"][i]), burst_cell(f4["broker"][i]) if warm else NO_BROKER,
+                     burst_cell(f4["curl"][i]), DASH, DASH, DASH, DASH))
+    dead = lambda xs: "%s; %s" % (fmt_time(xs[0]), cell(xs[1:]))  # noqa: E731
     rows += [
-        ("6. peak RSS of pam_run after %d / %d sessions" % (FEW_SESSIONS, MANY_SESSIONS),
-         "%s / %s" % (kib(f6["rss"][FEW_SESSIONS]), kib(f6["rss"][MANY_SESSIONS])), dash, dash, dash, dash,
+        ("5. dead endpoint (hangs), timeout %d s: first login; the %d after" % (TIMEOUT, DEAD_LOGINS - 1),
+         dead(f5["azid"]), dead(f5["broker"]) if warm else NO_BROKER, dead(f5["curl"]), DASH, DASH, DASH, DASH),
+        ("6. peak RSS of pam_run after %d / %d sessions (no broker)" % (FEW_SESSIONS, MANY_SESSIONS),
+         "%s / %s" % (kib(f6["rss"][FEW_SESSIONS]), kib(f6["rss"][MANY_SESSIONS])), DASH, DASH, DASH, DASH, DASH,
          "growth %d KiB" % (f6["rss"][MANY_SESSIONS] - f6["rss"][FEW_SESSIONS])),
         ("6. heap allocations of one session open+close, fresh process",
-         "{:,} allocs, {:,} bytes".format(*f6["allocs"]["cold"]), dash, dash, dash,
+         "{:,} allocs, {:,} bytes".format(*f6["allocs"]["cold"]), DASH, DASH, DASH, DASH,
          "{:,} allocs, {:,} bytes".format(*f6["allocs"]["none"]),
          "pam_azid adds {:,} allocs".format(f6["allocs"]["cold"][0] - f6["allocs"]["none"][0])),
-        ("6. azidd holding 10,000 entries", "not measured (note 2)", dash, dash, dash, dash, dash),
     ]
+    if warm:
+        b, e = f6["broker"], f6["entries"]
+        rows += [
+            ("6. azidd: RSS empty / holding %d entries" % e["entries"], DASH,
+             "%s / %s" % (kib(e["empty"]), kib(e["full"])), DASH, DASH, DASH, DASH,
+             "%.0f bytes an entry (filled in %s)" % ((e["full"] - e["empty"]) * 1024 / max(e["entries"], 1),
+                                                     fmt_time(e["fill"]))),
+            ("6. azidd: cached-token (key) requests, %d clients × %d" % (BROKER_CLIENTS, BROKER_REQUESTS), DASH,
+             "%.0f/s; %.0f per second of azidd's CPU" % (b["per_s"], b["per_cpu_s"]), DASH, DASH, DASH, DASH, DASH),
+        ]
+    else:
+        rows.append(("6. azidd holding 10,000 entries; its requests a second", DASH, NO_BROKER,
+                     DASH, DASH, DASH, DASH, DASH))
+    return rows
+
+
+def targets(f1, f2, f6):
+    """The issue's targets, met or not, from this run's figures."""
+    t, ins, o, si = f1["times"], f1["instr"], f2["opens"], f2["instr"]
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    fetch = med(t["azid"]) / med(t["curl"])
+    cold = (med(o["cold"]) - med(o["none"])) / med(o["libcurl"])
+    lines = ["| target | this run | |", "|---|---|---|",
+             "| `azid fetch` ≤ 1.0× curl | %.2f× wall, %.2f× instructions | %s |"
+             % (fetch, ins["azid"] / ins["curl"], verdict(fetch <= 1.0)),
+             "| cold session open ≤ 1.3× a bare libcurl GET | added %.2f× wall, %.2f× instructions | %s |"
+             % (cold, (si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"], verdict(cold <= 1.3))]
+    if HAVE_BROKER:
+        warm = med(o["warm"]) - med(o["none"])
+        lines += ["| warm session open < 100 µs added | %s | %s |" % (fmt_time(warm), verdict(warm < 100e-6)),
+                  "| azidd ≥ 20,000 cached-token requests/s on one core | %.0f/s wall, %.0f per CPU-second | %s |"
+                  % (f6["broker"]["per_s"], f6["broker"]["per_cpu_s"], verdict(f6["broker"]["per_cpu_s"] >= 20000))]
+    else:
+        lines += ["| warm session open < 100 µs added | %s | |" % NO_BROKER,
+                  "| azidd ≥ 20,000 cached-token requests/s on one core | %s | |" % NO_BROKER]
+    return lines
+
+
+def report(figures, started, load_end):
+    f1, f2, f3, f4, f5, f6 = figures
+    az = f1["az"]
     un = os.uname()
     lines = [
         "# azid benchmark: results of the last full `bench/run`" if not SMOKE else
@@ -496,12 +712,14 @@ def report(f1, f2, f3, f4, f5, f6, started, load_end):
            un.sysname, un.release, os.cpu_count(), os.environ["BENCH_LOADAVG"], load_end),
         "",
         "Cells: median (interquartile range). Variants of one figure were run interleaved, "
-        "round by round. `dash` = not applicable.".replace("`dash`", dash),
+        "round by round. %s = not applicable. Instruction counts (callgrind) do not depend on "
+        "the machine's load; times do." % DASH,
         "",
-        "| figure | azid | curl | Python SDK | az CLI | without azid | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| figure | azid | azid with azidd | curl | Python SDK | az CLI | without azid | ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    lines += ["| %s |" % " | ".join(r) for r in rows]
+    lines += ["| %s |" % " | ".join(r) for r in table(*figures)]
+    lines += ["", "## Targets", ""] + targets(f1, f2, f6)
     lines += [
         "",
         "![one-shot token](oneshot.png)",
@@ -514,29 +732,35 @@ def report(f1, f2, f3, f4, f5, f6, started, load_end):
         "login lists the identity's subscriptions from Azure Resource Manager "
         "(https://management.azure.com) after getting its token from IMDS; there is no ARM "
         "in the namespace, so az cannot be pointed at the emulator without a fake ARM. "
-        "`az login --identity --allow-no-subscriptions` here: exit %d after %s, %s; it said: `%s`."
-        % (az["rc"], fmt_time(az["elapsed"]), "the emulator had logged %d token requests by then"
-           % az["requests"], az["said"].replace("|", "/")[:300]),
-        "2. The broker (azidd) is not on main yet: the warm session open, the bursts with "
-        "the broker and azidd's memory and throughput are not measured.",
+        "`az login --identity --allow-no-subscriptions` here: exit %d after %s, the emulator "
+        "had logged %d token requests by then; it said: `%s`."
+        % (az["rc"], fmt_time(az["elapsed"]), az["requests"], az["said"].replace("|", "/")[:300]),
+        "2. " + ("azidd runs from this build: `azid with azidd` is pam_azid with `broker=` its "
+                 "socket, each variant of figures 4 and 5 starting with an empty cache." if HAVE_BROKER else
+                 "This build has no broker (azidd): its figures are not measured."),
         "3. Figure 1: `azid fetch` and the Python SDK print the token; curl prints IMDS's "
         "JSON (extracting the token would add a process). Times include process start-up.",
-        "4. Figure 2: times of pam_open_session only, in tests/pam/pam_run (one process, "
-        "%d sessions per process, the first of each dropped: it also loads the module); the "
-        "stack is pam_keyinit plus pam_azid with one resource (`cold`: no broker, a request "
-        "to IMDS at each open). The bare libcurl GET is bench/curl_get.c, a new handle per "
-        "GET in one process. `added` is cold minus the stack without pam_azid."
-        % CYCLES_SESSION,
+        "4. Figure 2: tests/pam/pam_run, %d sessions per process, the first of each dropped "
+        "(it also loads libcurl); the stack is pam_keyinit plus pam_azid with one resource "
+        "(`azid`: broker=off, a request to IMDS at every open; with azidd: a cache hit). "
+        "`open` is pam_open_session alone, `whole session` pam_start to pam_end (libpam "
+        "loads and unloads the modules there). The bare libcurl GET is bench/curl_get.c, a "
+        "new handle per GET in one process. Instructions: the difference between runs of "
+        "%d and %d sessions, per session. `added` is against the stack without pam_azid."
+        % ((CYCLES_SESSION,) + CALLGRIND_CYCLES),
         "5. Figures 3-5: a real ssh login (public key) of one user to sshd on 127.0.0.1, "
         "running one command that checks for the token: `keyctl search` (azid), or the "
         "profile script sourced (curl: `%s`, run by the login shell as an admin would put it "
-        "in /etc/profile.d). Burst: N logins started at once; `with a token` counts logins "
-        "whose command succeeded; the user's kernel key quota (%s bytes by default) limits how "
-        "many sessions can hold a token at once without the broker."
-        % (PROFILE_SCRIPT.splitlines()[0][:60] + "…", open("/proc/sys/kernel/keys/maxbytes").read().strip()),
+        "in /etc/profile.d). Bursts: N logins started at once, the emulator enforcing IMDS's "
+        "limits (429 with Retry-After beyond 5 in flight or 20 a second); without the broker "
+        "the user's kernel key quota (%s bytes by default) also limits how many sessions can "
+        "hold a token at once." % (PROFILE_SCRIPT.splitlines()[0][:60] + "…",
+                                  open("/proc/sys/kernel/keys/maxbytes").read().strip()),
         "   Logins that failed said: %s." % burst_failures(f4),
-        "6. Figure 6: RSS is the process's peak (wait4's ru_maxrss); allocations are "
-        "valgrind's heap summary of one pam_run session (with and without pam_azid).",
+        "6. Figure 6: a process's RSS is its peak (wait4's ru_maxrss), azidd's its VmRSS; "
+        "allocations are valgrind's heap summary of one pam_run session. azidd's requests: "
+        "azidd alone on CPU 0, clients (Python, one connection a request, as pam_azid makes "
+        "them) on the other core; its own CPU time gives the rate one core sustains.",
         "",
     ]
     with open(os.path.join(OUT, "REPORT.md"), "w") as f:
@@ -551,10 +775,9 @@ def main():
         with Emulator(limits=figure is bursts):
             figures.append(figure())
         print("bench: %s took %.0f s" % (figure.__name__, time.monotonic() - start), flush=True)
-    f1, f2, f3, f4, f5, f6 = figures
     load_end = " ".join(open("/proc/loadavg").read().split()[:3])
-    plots(f1, f2, f4)
-    report(f1, f2, f3, f4, f5, f6, started, load_end)
+    plots(figures[0], figures[3])
+    report(figures, started, load_end)
     print("bench: wrote %s" % os.path.join(OUT, "REPORT.md"))
 
 
