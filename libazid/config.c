@@ -329,6 +329,11 @@ azid_status azid_config_load(azid_config *cfg, const char *user, azid_error *err
 
 /* ---- typed accessors ----------------------------------------------------------------- */
 
+const struct settings *config_settings(const azid_config *cfg)
+{
+    return &cfg->eff;
+}
+
 /* The settings of cfg, or the defaults for a NULL configuration. */
 static struct settings settings_of(const azid_config *cfg)
 {

@@ -97,6 +97,9 @@ void option_format(const struct option *option, const struct settings *settings,
                    size_t size);
 /* The table's defaults. */
 void settings_defaults(struct settings *settings);
+/* (config.c) The effective settings of a configuration, for libazid's own
+ * readers: a new option needs a row and a field, nothing else. */
+const struct settings *config_settings(const azid_config *config);
 
 /* "resource, secret, ..." of the options given where (OPT_FILE, OPT_ARG). */
 void option_names(unsigned where, char *buf, size_t size);
