@@ -137,17 +137,6 @@ azid_status azid_client_set_endpoint(azid_client *client, const char *base_url, 
     return replace(&client->endpoint_base, base_url, err);
 }
 
-static const char *selector_name(azid_identity_kind kind)
-{
-    switch (kind) {
-    case AZID_IDENTITY_CLIENT_ID: return "client_id";
-    case AZID_IDENTITY_OBJECT_ID: return "object_id";
-    case AZID_IDENTITY_MSI_RES_ID: return "msi_res_id";
-    case AZID_IDENTITY_SYSTEM: break;
-    }
-    return NULL;
-}
-
 azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kind,
                                      const char *value, azid_error *err)
 {
@@ -158,12 +147,12 @@ azid_status azid_client_set_identity(azid_client *client, azid_identity_kind kin
         client->identity_kind = kind;
         return replace(&client->identity_value, NULL, err);
     }
-    if (!selector_name(kind))
+    if (!azid_identity_name(kind))
         return err_set(err, AZID_ERR_ARGUMENT, "unknown identity kind %d", (int)kind);
     if (!text_is_word(value))
         return err_set(err, AZID_ERR_ARGUMENT,
                        "%s= needs a value without spaces or control characters",
-                       selector_name(kind));
+                       azid_identity_name(kind));
     azid_status st = replace(&client->identity_value, value, err);
     if (st == AZID_OK) {
         forget_tokens(client);
@@ -467,7 +456,7 @@ static azid_status check_identity(const azid_client *client, const struct source
         return AZID_OK;
     return err_set(err, AZID_ERR_ARGUMENT,
                    "%s= is not supported by source %s (%s offers %s); remove it",
-                   selector_name(kind), cfg->row->name, cfg->row->label, cfg->row->offers);
+                   azid_identity_name(kind), cfg->row->name, cfg->row->label, cfg->row->offers);
 }
 
 /* Sends the source's request and parses the answer into a token. */
@@ -490,7 +479,7 @@ static azid_status request_token(azid_client *client, const struct source_reques
         .max_body = TOKEN_MAX_RESPONSE,
         .on_401 = cfg->row->on_401,
         .hint = imds_hint,
-        .hint_ctx = (void *)selector_name(client->identity_kind),
+        .hint_ctx = (void *)azid_identity_name(client->identity_kind),
     };
     struct http_response resp;
     int64_t request_epoch = (int64_t)time(NULL);
