@@ -21,6 +21,7 @@ static const char help_head[] =
     "  --object-id ID       ... by object (principal) id\n"
     "  --msi-res-id ID      ... by Azure resource id (at most one of the three)\n"
     "  --endpoint URL       token endpoint base, scheme://host[:port]\n"
+    "  --ca-file PATH       extra CA bundle for an https endpoint (as ca_file=)\n"
     "  --source S           the identity source, one of:\n";
 /* (the sources, from the library's table) */
 static const char help_tail[] =
@@ -40,6 +41,7 @@ enum fetch_option {
     OPT_OBJECT_ID,
     OPT_MSI_RES_ID,
     OPT_ENDPOINT,
+    OPT_CA_FILE,
     OPT_SOURCE,
     OPT_TIMEOUT,
     OPT_JSON,
@@ -51,6 +53,7 @@ static const struct option fetch_options[] = {
     {"object-id", required_argument, NULL, OPT_OBJECT_ID},
     {"msi-res-id", required_argument, NULL, OPT_MSI_RES_ID},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"source", required_argument, NULL, OPT_SOURCE},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"json", no_argument, NULL, OPT_JSON},
@@ -75,6 +78,7 @@ struct fetch_args {
     azid_identity_kind kind;
     const char *identity;
     const char *endpoint;
+    const char *ca_file;
     azid_source source;
     long timeout_ms;
     int json;
@@ -117,6 +121,9 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
             break;
         case OPT_ENDPOINT:
             a->endpoint = optarg;
+            break;
+        case OPT_CA_FILE:
+            a->ca_file = optarg;
             break;
         case OPT_SOURCE:
             if (azid_source_parse(optarg, &a->source, &err) != AZID_OK)
@@ -162,6 +169,7 @@ int cmd_fetch(int argc, char **argv)
     if (azid_client_set_source(client, a.source, &err) != AZID_OK ||
         azid_client_set_timeout_ms(client, a.timeout_ms, &err) != AZID_OK ||
         (a.endpoint && azid_client_set_endpoint(client, a.endpoint, &err) != AZID_OK) ||
+        (a.ca_file && azid_client_set_ca_file(client, a.ca_file, &err) != AZID_OK) ||
         (a.identity && azid_client_set_identity(client, a.kind, a.identity, &err) != AZID_OK)) {
         azid_client_free(client);
         return report_error(argv[0], &err);

@@ -26,7 +26,7 @@ static const struct command commands[] = {
     {"list", cmd_list, "[--json]", "list the azid keys in your keyring, never their values"},
     {"fetch", cmd_fetch,
      "[--resource R] [--client-id ID|--object-id ID|--msi-res-id ID]\n"
-     "[--endpoint URL] [--source S] [--timeout S] [--json]",
+     "[--endpoint URL] [--ca-file PATH] [--source S] [--timeout S] [--json]",
      "get a token straight from the identity source"},
     {"doctor", cmd_doctor, "[--config PATH] [--endpoint URL] [--timeout S] [--pam-dir DIR]",
      "check this machine's identity source, config, keyring and PAM stacks"},

@@ -35,9 +35,18 @@ static azid_status workload_configure(const struct source_view *v, const char *b
                        "source workload needs AZURE_TENANT_ID, AZURE_CLIENT_ID and "
                        "AZURE_FEDERATED_TOKEN_FILE in the environment (set by the AKS "
                        "workload identity webhook)");
+    /* The assertion is a credential: never in cleartext, never to a URL
+     * whose user information, query or fragment could redirect it. */
+    if (base && strncmp(base, "https://", 8) != 0)
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "source workload sends its assertion (a credential) to endpoint=, so it "
+                       "must be an https:// URL, not '%s'", base);
     if (!base && authority && strncmp(authority, "https://", 8) != 0)
         return err_set(err, AZID_ERR_ARGUMENT,
                        "AZURE_AUTHORITY_HOST '%s' must be an https:// URL", authority);
+    if (!base && authority &&
+        source_check_url("AZURE_AUTHORITY_HOST", authority, 0, err) != AZID_OK)
+        return AZID_ERR_ARGUMENT;
     if (strspn(tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
         strlen(tenant))
         return err_set(err, AZID_ERR_ARGUMENT,

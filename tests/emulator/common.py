@@ -216,6 +216,30 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
+def tls_server_class(cert, key):
+    """A Server that speaks TLS with cert/key; failed handshakes are
+    recorded in the log as {"method": None, "tls_error": ...}."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class TlsServer(Server):
+        def finish_request(self, request, client_address):
+            # The handshake runs here, in the request's thread.
+            request.settimeout(10)
+            try:
+                tls = context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                self.state.record({"method": None, "tls_error": str(e)})
+                return
+            tls.settimeout(None)
+            try:
+                super().finish_request(tls, client_address)
+            finally:
+                tls.close()
+
+    return TlsServer
+
+
 def add_listen_arguments(parser):
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

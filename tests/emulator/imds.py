@@ -346,6 +346,8 @@ def main():
     p.add_argument("--secret", default="emulated-identity-header",
                    help="appservice: the X-IDENTITY-HEADER value expected")
     p.add_argument("--path", default=None, help="appservice/cloudshell: token path (default /msi/token)")
+    p.add_argument("--cert", help="serve HTTPS with this certificate (and --key)")
+    p.add_argument("--key")
     args = p.parse_args()
     if args.token_size is not None and args.token_size < MIN_TOKEN_SIZE:
         p.error("--token-size must be at least %d" % MIN_TOKEN_SIZE)
@@ -359,6 +361,8 @@ def main():
     except ValueError as e:
         p.error(str(e))
 
+    if args.cert:
+        return common.serve(args, Handler, State, common.tls_server_class(args.cert, args.key))
     return common.serve(args, Handler, State)
 
 

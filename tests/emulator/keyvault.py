@@ -47,7 +47,6 @@ import hashlib
 import json
 import re
 import secrets
-import ssl
 import sys
 import time
 import urllib.parse
@@ -240,25 +239,7 @@ def main():
     except ValueError as e:
         p.error(str(e))
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-
-    class Server(common.Server):
-        def finish_request(self, request, client_address):
-            # The handshake runs here, in the request's thread.
-            request.settimeout(10)
-            try:
-                tls = context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as e:
-                self.state.record({"method": None, "tls_error": str(e)})
-                return
-            tls.settimeout(None)
-            try:
-                super().finish_request(tls, client_address)
-            finally:
-                tls.close()
-
-    return common.serve(args, Handler, State, Server)
+    return common.serve(args, Handler, State, common.tls_server_class(args.cert, args.key))
 
 
 if __name__ == "__main__":

@@ -200,8 +200,9 @@ class SetuidTest(unittest.TestCase):
         os.chown(self.prog, 0, 0)
         os.chmod(self.prog, 0o4755)
 
-    def run_as_nobody(self, endpoint, env):
-        return subprocess.run([self.prog, endpoint, "https://vault.azure.net", "2000"], env=env,
+    def run_as_nobody(self, endpoint, env, *extra):
+        return subprocess.run([self.prog, endpoint, "https://vault.azure.net", "2000"] + list(extra),
+                              env=env,
                               user=65534, group=65534, extra_groups=[], capture_output=True,
                               text=True, timeout=20)
 
@@ -215,6 +216,22 @@ class SetuidTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("system: IMDS %s/metadata/identity/oauth2/token: refusing to use libcurl in "
                           "a set-user-id program whose caller set SSLKEYLOGFILE" % emu.url, r.stdout)
+            self.assertEqual(len(emu.requests()), 1)
+
+    def test_ca_file_read_with_the_effective_ids(self):
+        # su is set-user-id root: a CA bundle only root may read is as
+        # readable to it as to sshd (issue 9 finding 10; access(2) asked the
+        # real uid).
+        ca = os.path.join(self.tmp, "ca.pem")
+        with open(ca, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\n")
+        os.chmod(ca, 0o600)
+        with harness.Emulator(self.tmp) as emu:
+            r = self.run_as_nobody(emu.url, {"PATH": "/usr/bin:/bin"}, ca)
+            self.assertEqual((r.returncode, r.stdout), (0, "ok\n"), r.stderr)
+            r = self.run_as_nobody(emu.url, {"PATH": "/usr/bin:/bin"}, ca + ".missing")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("argument: cannot read CA file %s.missing: No such file" % ca, r.stdout)
             self.assertEqual(len(emu.requests()), 1)
 
 

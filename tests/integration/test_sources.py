@@ -19,6 +19,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
                                 "tests", "lib"))
 import harness  # noqa: E402
+import kvtest  # noqa: E402
 
 INNER = "AZID_TEST_SOURCES_IN_NAMESPACE"
 DMI_TAG = "/sys/class/dmi/id/chassis_asset_tag"
@@ -279,15 +280,23 @@ class SourcesTest(unittest.TestCase):
         self.assertEqual(req["form"], {"resource": ["https://vault.azure.net"]})
         self.assertEqual(req["headers"]["metadata"], "true")
 
+    def workload_emulator(self):
+        """The workload emulator over HTTPS at https://localhost:PORT; (emu,
+        url, CA file)."""
+        pki = kvtest.Pki(self.tmp)
+        cert, key = pki.server("ca", ["localhost"])
+        emu = self.emulator(mode="workload", lifetime=600, extra_args=["--cert", cert, "--key", key])
+        return emu, "https://localhost:%d" % emu.port, pki.ca("ca")[0]
+
     def test_workload(self):
-        emu = self.emulator(mode="workload", lifetime=600)
+        emu, url, ca = self.workload_emulator()
         assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln"
         token_file = os.path.join(self.tmp, "azure-identity-token")
         write(token_file, assertion + "\n")
         env = {"AZURE_TENANT_ID": "tenant-1", "AZURE_CLIENT_ID": "app-1",
                "AZURE_FEDERATED_TOKEN_FILE": token_file}
         start = time.time()
-        r = self.fetch("--source", "workload", "--endpoint", emu.url, "--json",
+        r = self.fetch("--source", "workload", "--endpoint", url, "--ca-file", ca, "--json",
                        "--resource", "https://vault.azure.net", env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         doc = json.loads(r.stdout)
@@ -302,8 +311,28 @@ class SourcesTest(unittest.TestCase):
     def test_workload_without_token_file(self):
         env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
                "AZURE_FEDERATED_TOKEN_FILE": os.path.join(self.tmp, "missing")}
-        r = self.fetch("--source", "workload", "--endpoint", "http://127.0.0.1:9", env=env)
+        r = self.fetch("--source", "workload", "--endpoint", "https://127.0.0.1:9", env=env)
         self.assert_error(r, 1, "cannot read AZURE_FEDERATED_TOKEN_FILE")
+
+    def test_workload_assertion_never_in_cleartext(self):
+        # Issue 9 finding 9: no http endpoint=, and AZURE_AUTHORITY_HOST is
+        # an https URL naming a host and nothing else.
+        emu = self.emulator(mode="workload")
+        token_file = os.path.join(self.tmp, "azure-identity-token")
+        write(token_file, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n")
+        env = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_FEDERATED_TOKEN_FILE": token_file}
+        r = self.fetch("--source", "workload", "--endpoint", emu.url, env=env)
+        self.assert_error(r, 2, "source workload sends its assertion (a credential) to endpoint=, "
+                                "so it must be an https:// URL, not '%s'" % emu.url)
+        host = emu.url.replace("http://", "")
+        for authority, why in (("https://user@" + host, "must not contain user information"),
+                               ("https://%s/?x=1" % host, "no path, query or fragment"),
+                               ("https://%s/#f" % host, "no path, query or fragment"),
+                               ("https://%s/adfs" % host, "no path, query or fragment")):
+            with self.subTest(authority=authority):
+                r = self.fetch(env=dict(env, AZURE_AUTHORITY_HOST=authority))
+                self.assert_error(r, 2, "AZURE_AUTHORITY_HOST '%s'" % authority, why)
+        self.assertEqual(emu.log(), [])
 
 
 if __name__ == "__main__":

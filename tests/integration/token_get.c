@@ -3,7 +3,7 @@
  * Gets one token through the public API, for tests that must run it in a
  * process of their own making (set-user-id, for one):
  *
- *   token_get ENDPOINT RESOURCE TIMEOUT_MS
+ *   token_get ENDPOINT RESOURCE TIMEOUT_MS [CA_FILE]
  *
  * Linked with libazid statically, so a set-user-id copy needs no library
  * path.  Prints "ok" or "STATUS-NAME: message" (never the token) on stdout;
@@ -16,8 +16,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fputs("usage: token_get ENDPOINT RESOURCE TIMEOUT_MS\n", stderr);
+    if (argc != 4 && argc != 5) {
+        fputs("usage: token_get ENDPOINT RESOURCE TIMEOUT_MS [CA_FILE]\n", stderr);
         return 2;
     }
     azid_error err;
@@ -29,6 +29,7 @@ int main(int argc, char **argv)
     }
     if (azid_client_set_endpoint(client, argv[1], &err) == AZID_OK &&
         azid_client_set_timeout_ms(client, strtol(argv[3], NULL, 10), &err) == AZID_OK &&
+        (argc < 5 || azid_client_set_ca_file(client, argv[4], &err) == AZID_OK) &&
         azid_client_get_token(client, argv[2], &token, &err) == AZID_OK)
         puts("ok");
     else

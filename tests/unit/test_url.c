@@ -333,6 +333,34 @@ static void test_detection_reasons(void **state)
     assert_string_equal(reason, "Cloud Shell ($MSI_ENDPOINT)");
 }
 
+/* The workload assertion is a credential: https only, to a plain host. */
+static void test_workload_endpoints(void **state)
+{
+    (void)state;
+    struct source_config cfg = {0};
+    azid_error err;
+    struct fake f = {{"AZURE_TENANT_ID=t", "AZURE_CLIENT_ID=c", "AZURE_FEDERATED_TOKEN_FILE=/f",
+                      NULL}, {NULL}};
+    assert_int_equal(resolve(&f, AZID_SOURCE_WORKLOAD, "http://127.0.0.1:9", &cfg, &err),
+                     AZID_ERR_ARGUMENT);
+    assert_non_null(strstr(err.message, "must be an https:// URL, not 'http://127.0.0.1:9'"));
+    assert_int_equal(resolve(&f, AZID_SOURCE_WORKLOAD, "https://127.0.0.1:9", &cfg, &err), AZID_OK);
+    assert_string_equal(cfg.token_url, "https://127.0.0.1:9/t/oauth2/v2.0/token");
+    static const char *const bad[] = {
+        "AZURE_AUTHORITY_HOST=https://user@login.example", "AZURE_AUTHORITY_HOST=https://login.example?x",
+        "AZURE_AUTHORITY_HOST=https://login.example/#f", "AZURE_AUTHORITY_HOST=https://login.example/tenant",
+        "AZURE_AUTHORITY_HOST=https://login.example@evil.example/", NULL};
+    for (const char *const *b = bad; *b; b++) {
+        f.env[3] = *b;
+        if (resolve(&f, AZID_SOURCE_AUTO, NULL, &cfg, &err) != AZID_ERR_ARGUMENT)
+            fail_msg("%s was accepted", *b);
+        assert_non_null(strstr(err.message, "AZURE_AUTHORITY_HOST '"));
+    }
+    f.env[3] = "AZURE_AUTHORITY_HOST=https://login.microsoftonline.us/";
+    assert_int_equal(resolve(&f, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_OK);
+    source_config_clear(&cfg);
+}
+
 /* pam_azid's view: no variable at all, whatever the process carries. */
 static void test_view_without_environment(void **state)
 {
@@ -550,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_explicit_endpoint_and_source),
         cmocka_unit_test(test_source_names),
         cmocka_unit_test(test_detection_reasons),
+        cmocka_unit_test(test_workload_endpoints),
         cmocka_unit_test(test_view_without_environment),
         cmocka_unit_test_setup_teardown(test_arc_key_file, make_key_dir, remove_key_dir),
         cmocka_unit_test(test_hints),
