@@ -32,7 +32,8 @@ class Environment(unittest.TestCase):
 
     def open_with(self, variables, args=("resource=" + VAULT,)):
         prefix = ["env"] + ["%s=%s" % kv for kv in variables.items()]
-        return self.sandbox.run(list(args), prefix=prefix, fake_dmi=True)
+        # azother: test_session.py, which may run at the same time, logs in azuser
+        return self.sandbox.run(list(args), user="azother", prefix=prefix, fake_dmi=True)
 
     def test_identity_variables_ignored_under_auto(self):
         token_file = os.path.join(self.tmp, "assertion")
@@ -52,7 +53,7 @@ class Environment(unittest.TestCase):
                 r = self.open_with(variables)
                 self.assertEqual(r.steps["open_session"], IGNORED, r)
                 (line,) = r.lines("INFO")
-                self.assertTrue(line.startswith("(user azuser) no managed identity here, nothing "
+                self.assertTrue(line.startswith("(user azother) no managed identity here, nothing "
                                                 "to do: "), line)
                 self.assertEqual(r.keys, {})
         self.assertEqual(self.emu.log(), [])
