@@ -36,53 +36,43 @@ static void secret_ref_free(struct secret_ref *ref)
     free(ref->name);
 }
 
-static int bad_url(const char *arg)
-{
-    return usage_error("secret", "'%s' is not a Key Vault secret URL "
-                                 "(https://VAULT-HOST/secrets/NAME[/VERSION])", arg);
-}
-
-/* Splits the argument into host and name; EXIT_OK, EXIT_USAGE or
- * EXIT_FAIL (out of memory). */
+/* Splits the argument into host and name, URLs and VAULT-HOST/NAME by the
+ * library's strict secret-URL parser; EXIT_OK, EXIT_USAGE or EXIT_FAIL
+ * (out of memory; the caller frees ref either way). */
 static int parse_ref(const char *arg, struct secret_ref *ref)
 {
-    const char *rest = arg, *host = NULL, *name;
-    size_t host_len = 0, name_len;
-    const char *scheme_end = strstr(arg, "://");
-    if (scheme_end) {
-        if (strncasecmp(arg, "https://", 8) != 0)
-            return bad_url(arg);
-        host = arg + 8;
-        host_len = strcspn(host, "/?#");
-        rest = host + host_len;
-        if (strncmp(rest, "/secrets/", 9) != 0)
-            return bad_url(arg);
-        name = rest + 9;
-        name_len = strcspn(name, "/?#");
-        /* a version segment may follow; it does not change the key */
-        const char *after = name + name_len;
-        if (*after == '/')
-            after += 1 + strcspn(after + 1, "/?#");
-        if (*after == '/')
-            after++;
-        if (*after && *after != '?' && *after != '#')
-            return bad_url(arg);
-    } else if (strchr(arg, '/')) {
-        host = arg;
-        host_len = strcspn(arg, "/");
-        name = arg + host_len + 1;
-        name_len = strlen(name);
-        if (strchr(name, '/'))
-            return usage_error("secret", "'%s' is neither NAME nor VAULT-HOST/NAME", arg);
-    } else {
-        name = arg;
-        name_len = strlen(arg);
+    size_t n = strlen(arg), host_len = strcspn(arg, "/");
+    int is_url = strstr(arg, "://") != NULL;
+    if (!is_url && !arg[host_len]) {
+        if (!n)
+            return usage_error("secret", "'' names no secret");
+        ref->name = strdup(arg);
+        if (!ref->name) {
+            report("secret", "out of memory");
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
     }
-    if (name_len == 0 || (host && host_len == 0))
-        return usage_error("secret", "'%s' names no secret", arg);
-    ref->host = host ? strndup(host, host_len) : NULL;
-    ref->name = strndup(name, name_len);
-    if ((host && !ref->host) || !ref->name) {
+    char *url = NULL;
+    /* A URL may end in '/', as a browser shows it. */
+    if (is_url)
+        url = strndup(arg, n && arg[n - 1] == '/' ? n - 1 : n);
+    else if (asprintf(&url, "https://%.*s/secrets/%s", (int)host_len, arg, arg + host_len + 1) < 0)
+        url = NULL;
+    if (!url) {
+        report("secret", "out of memory");
+        return EXIT_FAIL;
+    }
+    azid_secret_url parts;
+    azid_error err;
+    azid_status st = azid_secret_url_parse(url, &parts, &err);
+    free(url);
+    if (st != AZID_OK)
+        return usage_error("secret", "'%s' is neither NAME, VAULT-HOST/NAME nor a secret URL: %s",
+                           arg, err.message);
+    ref->host = strdup(parts.vault_host);
+    ref->name = strdup(parts.name);
+    if (!ref->host || !ref->name) {
         report("secret", "out of memory");
         return EXIT_FAIL;
     }

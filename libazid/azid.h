@@ -92,6 +92,17 @@ const char *azid_secret_name(const azid_secret *secret);
 int64_t azid_secret_expires_on(const azid_secret *secret);
 void azid_secret_free(azid_secret *secret); /* wipes, then frees */
 
+/* A Key Vault secret URL, https://<vault>.<Key Vault DNS suffix>/secrets/
+ * <name>[/<version>], taken apart by the library's one strict parser (the
+ * one the module, the CLI and the broker use).  AZID_ERR_ARGUMENT naming
+ * the URL and what is wrong with it. */
+typedef struct azid_secret_url {
+    char vault_host[254]; /* lower-case, e.g. "myvault.vault.azure.net" */
+    char name[128];       /* [0-9A-Za-z-]+ */
+    char version[65];     /* [0-9A-Za-z]*, "" for the latest */
+} azid_secret_url;
+azid_status azid_secret_url_parse(const char *url, azid_secret_url *out, azid_error *err);
+
 /* ---- the identity client ---------------------------------------------- */
 
 typedef enum azid_source {

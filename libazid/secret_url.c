@@ -84,7 +84,7 @@ const char *secret_url_problem(const char *url, secret_url *out)
     return NULL;
 }
 
-azid_status secret_url_parse(const char *url, secret_url *out, azid_error *err)
+azid_status azid_secret_url_parse(const char *url, azid_secret_url *out, azid_error *err)
 {
     const char *why = secret_url_problem(url ? url : "", out);
     if (!why)

@@ -213,6 +213,20 @@ class Secret(unittest.TestCase):
             self.assertIn("usage: azid secret", res.stderr)
 
 
+    def test_one_strict_secret_url_rule(self):
+        # The library's parser, as for secret= in azid.conf: a host outside
+        # the Key Vault suffixes, a query or a bad name is a usage error.
+        r = box.session([run("secret", "https://kv1.vault.azure.net/secrets/db?x=1"),
+                         run("secret", "https://kv1.vault.azure.net:444/secrets/db"),
+                         run("secret", "evil.example.com/db"),
+                         run("secret", "kv1.vault.azure.net/_db")])
+        for res in r:
+            self.assertEqual((res.rc, res.stdout), (2, ""), res)
+            self.assertIn("is not a Key Vault secret URL: ", res.stderr)
+        self.assertIn("the host must be <vault>.<suffix>", r[2].stderr)
+        self.assertIn("the secret name must be 1 to 127 letters, digits or hyphens", r[3].stderr)
+
+
 class List(unittest.TestCase):
     def test_kinds_names_and_time_left_never_values(self):
         tok, value = opaque_token(), "s3cret-" + secrets.token_hex(8)
