@@ -9,6 +9,7 @@
 #include "output.h"
 
 #include <jansson.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,9 @@ static const char help[] =
     "  curl -H \"Authorization: Bearer $(azid token https://vault.azure.net)\" ...\n"
     "RESOURCE is tried as given, then with one trailing '/' added or removed.\n"
     "Without RESOURCE, prints the only token stored.\n"
+    "When the key for RESOURCE is absent or expired and the broker (azidd(8))\n"
+    "answers, asks it: it gives only what the policy grants your uid, and the\n"
+    "token is kept in your session keyring too.\n"
     "\n"
     "  --json      print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"};\n"
     "              expires_on (epoch seconds) is the token's own expiry (its JWT exp\n"
@@ -71,6 +75,56 @@ static azid_status read_token(const char *resource, char **description, char **p
     }
     free(variant);
     return status;
+}
+
+/* The key is gone: the broker, when one answers, gives what the policy
+ * grants this uid; the token goes into the session keyring (for the next
+ * call and the login's other programs) and to stdout.  -1 when no broker
+ * answers: the caller says the key is absent.  Both spellings of the
+ * resource are asked for, as for the keyring. */
+static int from_broker(const char *resource, int json)
+{
+    azid_config *cfg;
+    long timeout_ms;
+    const char *path = broker_socket(&cfg, &timeout_ms);
+    char *variant = slash_variant(resource);
+    azid_token *token = NULL;
+    azid_error err, first;
+    azid_status st = AZID_ERR_UNREACHABLE;
+    /* A second of slack over the fetch's own budget, for the broker. */
+    if (path)
+        st = azid_broker_get_token(path, resource, timeout_ms + 1000, &token, &first);
+    if (path && st == AZID_ERR_ARGUMENT && variant &&
+        azid_broker_get_token(path, variant, timeout_ms + 1000, &token, &err) == AZID_OK)
+        st = AZID_OK;
+    free(variant);
+    azid_config_free(cfg);
+    if (st == AZID_ERR_UNREACHABLE)
+        return -1;
+    if (st != AZID_OK) {
+        report("token", "no token for %s in your keyring, and the broker refused: %s", resource,
+               first.message);
+        return EXIT_FAIL;
+    }
+    char *description = azid_key_description_token(azid_token_resource(token));
+    int32_t serial;
+    if (!description ||
+        azid_keyring_store(AZID_KEYRING_SESSION, getuid(), getgid(), description,
+                           azid_token_value(token), azid_token_length(token),
+                           azid_token_expires_on(token), &serial, &err) != AZID_OK)
+        report("token", "got a token from the broker but cannot keep it in your keyring: %s",
+               description ? err.message : "out of memory");
+    free(description);
+    int rc;
+    if (json) {
+        json_print_token(azid_token_value(token), azid_token_expires_on(token),
+                         azid_token_resource(token), azid_token_type(token));
+        rc = finish_stdout("token");
+    } else {
+        rc = print_value("token", azid_token_value(token), azid_token_length(token));
+    }
+    azid_token_free(token);
+    return rc;
 }
 
 /* Why resource is not there, for the one-line message on stderr.  An
@@ -193,9 +247,10 @@ int cmd_token(int argc, char **argv)
     size_t length = 0;
     if (resource) {
         azid_status status = read_token(resource, &description, &payload, &length, &err);
-        if (status == AZID_ERR_NOT_FOUND)
-            rc = explain_absent(&snap, resource);
-        else if (status != AZID_OK)
+        if (status == AZID_ERR_NOT_FOUND) {
+            if ((rc = from_broker(resource, json)) < 0)
+                rc = explain_absent(&snap, resource);
+        } else if (status != AZID_OK)
             rc = report_error("token", &err);
         else if (json) {
             const struct stored_key *key = keys_find(&snap, description);

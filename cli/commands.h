@@ -19,6 +19,7 @@ int cmd_token(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_lockdown(int argc, char **argv);
 
 /* Command-line helpers (main.c), so every command parses and complains
@@ -45,5 +46,12 @@ int next_option(int argc, char **argv, const struct option *options);
  * on with the positional arguments at argv[optind], or the exit code
  * (help shown, or a usage error). */
 int parse_keyring_options(int argc, char **argv, const char *help, int *json);
+
+/* The broker's socket from the config file as the caller's policy reads
+ * it (broker=; the default socket when the file cannot be read: the broker
+ * then says what is wrong with it), NULL for broker=off; *timeout_ms is the
+ * file's timeout.  Free *cfg after use of the path. */
+struct azid_config;
+const char *broker_socket(struct azid_config **cfg, long *timeout_ms);
 
 #endif

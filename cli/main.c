@@ -8,8 +8,10 @@
 #include "output.h"
 
 #include <ctype.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 struct command {
     const char *name;
@@ -30,6 +32,8 @@ static const struct command commands[] = {
      "get a token straight from the identity source"},
     {"doctor", cmd_doctor, "[--config PATH] [--endpoint URL] [--timeout S] [--pam-dir DIR]",
      "check this machine's identity source, config, keyring and PAM stacks"},
+    {"status", cmd_status, "[--json]",
+     "the broker's cache: tokens, expiries, refreshes, failures, counters; never a value"},
     {"lockdown", cmd_lockdown, "on|off|status [--config PATH] [--json]",
      "root: let only root, the broker and lockdown_allow reach the identity endpoint"},
 };
@@ -188,4 +192,20 @@ int main(int argc, char **argv)
     int first = optind;
     optind = 0; /* each command's getopt_long starts afresh on its own argv */
     return cmd->run(argc - first, argv + first);
+}
+
+const char *broker_socket(azid_config **cfg, long *timeout_ms)
+{
+    *cfg = azid_config_new();
+    *timeout_ms = AZID_DEFAULT_TIMEOUT_MS;
+    if (!*cfg)
+        return AZID_BROKER_SOCKET;
+    struct passwd *pw = getpwuid(getuid());
+    azid_error err;
+    if (!pw || azid_config_load(*cfg, pw->pw_name, &err) != AZID_OK)
+        return AZID_BROKER_SOCKET;
+    *timeout_ms = azid_config_timeout_ms(*cfg);
+    const char *path = NULL;
+    azid_config_broker(*cfg, &path);
+    return path;
 }

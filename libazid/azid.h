@@ -342,6 +342,47 @@ long azid_config_negative_cache_ms(const azid_config *config);
  * order; NULL-terminated list. */
 size_t azid_config_lockdown_allow(const azid_config *config, const char *const **list);
 
+/* ---- the broker (azidd(8)) ------------------------------------------------ */
+
+/* A token that the policy grants the calling process's uid (the broker
+ * reads it from the socket's peer credentials), from the broker's cache or
+ * the endpoint; the caller frees it.  socket_path NULL: AZID_BROKER_SOCKET.
+ * The reply must come within timeout_ms.  AZID_ERR_UNREACHABLE when no
+ * broker answers there; otherwise the broker's refusal or failure, with
+ * its message ("... is not granted to user ...", the endpoint's error). */
+azid_status azid_broker_get_token(const char *socket_path, const char *resource,
+                                  long timeout_ms, azid_token **out, azid_error *err);
+
+typedef struct azid_broker_entry {
+    int negative;           /* 0: a cached token; 1: a failure in the negative cache */
+    const char *source;     /* "auto", "imds", ... as asked */
+    const char *endpoint;   /* NULL: the source's own */
+    const char *identity;   /* "system", "client_id=...", ... */
+    const char *resource;
+    int64_t expires_on;     /* token: its expiry (epoch seconds) */
+    int64_t refresh_at;     /* token: its next refresh (epoch seconds) */
+    long keys;              /* token: users' shared keys that hold it */
+    int64_t until;          /* negative: answered from the cache until then */
+    const char *status;     /* negative: the failure's azid_status_name */
+    const char *message;    /* negative: the failure */
+} azid_broker_entry;
+
+typedef struct azid_broker_counters {
+    uint64_t requests;      /* requests sent to the endpoint */
+    uint64_t throttled;     /* of those, answered 429 */
+    uint64_t served;        /* tokens issued to callers */
+    uint64_t negative_hits; /* callers answered from the negative cache */
+    uint64_t refreshes;
+    long in_flight, queued;
+} azid_broker_counters;
+
+/* The broker's state: visit is called for each cached token and negative
+ * entry (never a value), then counters is filled.  Same socket_path,
+ * timeout and AZID_ERR_UNREACHABLE as azid_broker_get_token. */
+azid_status azid_broker_status(const char *socket_path, long timeout_ms,
+                               void (*visit)(const azid_broker_entry *entry, void *ctx),
+                               void *ctx, azid_broker_counters *counters, azid_error *err);
+
 /* Decimal seconds ("5", "2.5") in milliseconds, more than 0 and at most
  * AZID_TIMEOUT_MAX_MS: the parser of timeout= and --timeout. */
 azid_status azid_timeout_parse(const char *seconds, long *ms, azid_error *err);

@@ -43,6 +43,22 @@ int ctx_run(pam_handle_t *pamh, int argc, const char **argv, bool report_argumen
 /* The result for a failure under the fail= setting. */
 int ctx_fail_result(const struct module_ctx *ctx);
 
+/* What the broker did for a session open (broker.c). */
+struct broker_result {
+    int32_t *serials; /* the caller's array, room for every resource */
+    size_t nserials;  /* shared keys linked into the session keyring */
+    bool failed;      /* some resource has no key (logged) */
+    bool budget_spent;
+};
+struct passwd;
+/* Asks the broker (broker= setting) for the user's shared keys of
+ * resources, fetched as identity, and links them into the session
+ * keyring.  false when no broker answers: the caller works in-process,
+ * with nearly all its budget left. */
+bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
+                         const char *const *resources, size_t nres, azid_identity_kind identity,
+                         const char *identity_value, struct broker_result *out);
+
 int session_open(struct module_ctx *ctx);
 int session_close(struct module_ctx *ctx);
 

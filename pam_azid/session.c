@@ -8,6 +8,8 @@
 
 #include "module.h"
 
+#include "broker_client.h"
+
 #include <pwd.h>
 #include <security/pam_ext.h>
 #include <security/pam_modutil.h>
@@ -19,11 +21,15 @@
 #define STORED_KEYS_DATA "pam_azid_stored_keys"
 
 /* What close_session needs from open_session (pam_set_data). */
+struct stored_key {
+    int32_t serial;
+    bool shared; /* the broker's key of the user: unlinked, never removed */
+};
 struct stored_keys {
     bool debug;
     bool fail_closed;
     size_t n;
-    int32_t serial[];
+    struct stored_key key[];
 };
 
 /* Frees memory only.  Removing the keys is close_session's job: a forked
@@ -43,11 +49,12 @@ struct fetch {
     const struct passwd *pw;
     azid_keyring target;
     azid_client *client;
-    int32_t *serials;
+    struct stored_key *serials;
     size_t nserials;
     bool failed;
     bool stopped;   /* after a failure that dooms the rest */
     bool fatal;     /* this thread's ids are wrong: the session must not open */
+    bool *brokered; /* per grant: the broker answered for it */
     size_t skipped; /* items not tried because of it */
 };
 
@@ -85,7 +92,7 @@ static void store_key(struct fetch *f, const char *description, const char *valu
               serial, azid_keyring_name(f->target),
               (long long)(expires_on - AZID_EXPIRY_SKEW_S - (int64_t)time(NULL)));
     if (f->target == AZID_KEYRING_SESSION)
-        f->serials[f->nserials++] = serial;
+        f->serials[f->nserials++] = (struct stored_key){serial, false};
 }
 
 /* Logs a failed fetch: "no token for R: ...", or "no secret: ..." without
@@ -142,7 +149,7 @@ static void remember_keys(struct fetch *f)
     size_t nold = 0;
     if (pam_get_data(f->ctx->pamh, STORED_KEYS_DATA, &old) == PAM_SUCCESS && old)
         nold = ((const struct stored_keys *)old)->n;
-    struct stored_keys *keys = malloc(sizeof *keys + (nold + f->nserials) * sizeof keys->serial[0]);
+    struct stored_keys *keys = malloc(sizeof *keys + (nold + f->nserials) * sizeof keys->key[0]);
     if (!keys) {
         log_err(f->ctx, "out of memory: close_session will not remove the keys stored "
                         "(they expire, and pam_keyinit revoke drops them)");
@@ -152,8 +159,8 @@ static void remember_keys(struct fetch *f)
     keys->fail_closed = f->ctx->fail_closed;
     keys->n = nold + f->nserials;
     if (nold)
-        memcpy(keys->serial, ((const struct stored_keys *)old)->serial, nold * sizeof keys->serial[0]);
-    memcpy(keys->serial + nold, f->serials, f->nserials * sizeof keys->serial[0]);
+        memcpy(keys->key, ((const struct stored_keys *)old)->key, nold * sizeof keys->key[0]);
+    memcpy(keys->key + nold, f->serials, f->nserials * sizeof keys->key[0]);
     int r = pam_set_data(f->ctx->pamh, STORED_KEYS_DATA, keys, stored_keys_cleanup);
     if (r != PAM_SUCCESS) {
         free(keys);
@@ -190,6 +197,8 @@ static void fetch_as(struct fetch *f, const azid_grant *grants, size_t n, const 
         for (size_t i = 0; i < n; i++) {
             if (!same_identity(&grants[i], as) || (grants[i].kind == AZID_GRANT_SECRET) != secrets)
                 continue;
+            if (f->brokered[i])
+                continue;
             if (f->stopped)
                 f->skipped++;
             else if (secrets) {
@@ -198,6 +207,36 @@ static void fetch_as(struct fetch *f, const azid_grant *grants, size_t n, const 
                 fetch_token(f, grants[i].target);
             }
         }
+}
+
+/* The tokens of one identity through the broker: they are then marked
+ * brokered (the broker answered for them, key or failure).  false when no
+ * broker answers: the module works alone from then on. */
+static bool through_broker(struct fetch *f, const azid_grant *grants, size_t n,
+                           const azid_grant *as)
+{
+    const char **resources = calloc(n, sizeof resources[0]);
+    int32_t *linked = calloc(n, sizeof linked[0]);
+    size_t nres = 0;
+    for (size_t i = 0; resources && i < n; i++)
+        if (grants[i].kind == AZID_GRANT_TOKEN && same_identity(&grants[i], as))
+            resources[nres++] = grants[i].target;
+    struct broker_result br = {.serials = linked};
+    bool answered = resources && linked && nres &&
+                    broker_open_session(f->ctx, f->pw, resources, nres, as->identity,
+                                        as->identity_value, &br);
+    if (answered) {
+        for (size_t i = 0; i < br.nserials; i++)
+            f->serials[f->nserials++] = (struct stored_key){br.serials[i], true};
+        for (size_t i = 0; i < n; i++)
+            if (grants[i].kind == AZID_GRANT_TOKEN && same_identity(&grants[i], as))
+                f->brokered[i] = true;
+        f->failed = f->failed || br.failed;
+        f->stopped = f->stopped || br.budget_spent;
+    }
+    free(resources);
+    free(linked);
+    return answered || nres == 0;
 }
 
 /* With the client set up: the source (local checks only), the keyring
@@ -237,18 +276,32 @@ static int fetch_all(struct fetch *f, const azid_grant *grants, size_t n)
         log_err(ctx, "out of memory; no keys stored");
         return ctx_fail_result(ctx);
     }
-    /* One identity after the other, in the order they first appear. */
+    bool *brokered = calloc(n, sizeof brokered[0]);
+    if (!brokered) {
+        free(f->serials);
+        log_err(ctx, "out of memory; no keys stored");
+        return ctx_fail_result(ctx);
+    }
+    f->brokered = brokered;
+    /* One identity after the other, in the order they first appear; the
+     * broker first for the tokens of each (session keyring only: the user
+     * and persistent keyrings get the module's own keys). */
+    bool ask_broker = f->target == AZID_KEYRING_SESSION;
     for (size_t i = 0; i < n; i++) {
         size_t first = 0;
         while (!same_identity(&grants[first], &grants[i]))
             first++;
-        if (first == i)
-            fetch_as(f, grants, n, &grants[i]);
+        if (first != i)
+            continue;
+        if (ask_broker && !f->stopped)
+            ask_broker = through_broker(f, grants, n, &grants[i]);
+        fetch_as(f, grants, n, &grants[i]);
     }
     if (f->skipped)
         log_err(ctx, "%zu more resource(s)/secret(s) not tried after that failure", f->skipped);
     remember_keys(f);
     free(f->serials);
+    free(brokered);
     if (f->fatal)
         return PAM_SESSION_ERR;
     return f->failed ? ctx_fail_result(ctx) : PAM_SUCCESS;
@@ -310,12 +363,16 @@ int session_close(struct module_ctx *ctx)
     bool failed = false;
     for (size_t i = 0; i < keys->n; i++) {
         azid_error err;
-        if (azid_keyring_remove(keys->serial[i], &err) != AZID_OK) {
-            log_err(ctx, "key %d not removed: %s", keys->serial[i], err.message);
+        const struct stored_key *k = &keys->key[i];
+        if ((k->shared ? broker_unlink_key(k->serial, &err)
+                       : azid_keyring_remove(k->serial, &err)) != AZID_OK) {
+            log_err(ctx, "key %d not removed: %s", k->serial, err.message);
             failed = true;
+        } else if (k->shared) {
+            log_debug(ctx, "unlinked the broker's shared key %d (or it went with its revoked "
+                           "keyring)", k->serial);
         } else {
-            log_debug(ctx, "removed key %d (or it went with its revoked keyring)",
-                      keys->serial[i]);
+            log_debug(ctx, "removed key %d (or it went with its revoked keyring)", k->serial);
         }
     }
     /* Frees the list through stored_keys_cleanup. */

@@ -191,7 +191,9 @@ class Handler(common.Handler):
         st = self.state()
         query = self.parse_query()
         fault = st.next_fault()
-        if fault and self.fault_response(fault):
+        if fault and fault.startswith("slow:"):
+            time.sleep(float(fault[len("slow:"):]))
+        elif fault and self.fault_response(fault):
             return
         if mode in ("imds", "arc", "cloudshell") and self.headers.get("Metadata") != "true":
             return self.error(400, "bad_request_102", "Required metadata header not specified", fault)
@@ -326,6 +328,8 @@ class Handler(common.Handler):
 
 
 def check_fault(fault):
+    if fault.startswith("slow:") and 0 <= float(fault[len("slow:"):]) <= 30:
+        return
     common.check_fault(fault, FAULTS, " (see tests/emulator/README.md)")
 
 

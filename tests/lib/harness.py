@@ -167,6 +167,92 @@ class Emulator:
             return json.loads(resp.read())
 
 
+class Broker:
+    """Runs the build tree's azidd on a private socket.
+
+    Broker(tmpdir, config_text="", env=None)  (config_text: the azid.conf it
+    reads, written root-owned 0644 into tmpdir).  Attributes: socket,
+    config_path.  Methods: request(line) -> reply text, status() -> list of
+    reply lines, log() -> its log lines so far, stop()."""
+
+    def __init__(self, tmpdir, config_text="", argv_prefix=()):
+        self.dir = tempfile.mkdtemp(prefix="azidd.", dir=tmpdir)
+        os.chmod(self.dir, 0o755)
+        self.socket = os.path.join(self.dir, "azidd.sock")
+        self.config_path = os.path.join(self.dir, "azid.conf")
+        self.write_config(config_text)
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        self._stderr = open(self.stderr_path, "w")
+        argv = list(argv_prefix) + [os.path.join(top_builddir, "azidd", "azidd"), "--socket", self.socket,
+                                    "--config", self.config_path, "--stderr"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        import socket as socketmod
+        deadline = time.monotonic() + 10
+        while True:
+            # Listening, not just bound: the file appears before listen().
+            probe = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
+            try:
+                probe.connect(self.socket)
+                break
+            except OSError:
+                pass
+            finally:
+                probe.close()
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("azidd did not start: %s" % "\n".join(self.log()))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        os.chmod(self.config_path, 0o644)
+
+    def request(self, line, timeout=30):
+        """Sends one request (bytes or text, sent as given) and returns the
+        whole reply as text."""
+        import socket as socketmod
+        s = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.socket)
+            s.sendall(line if isinstance(line, bytes) else line.encode())
+            out = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return out.decode("utf-8", "replace")
+                out += data
+        finally:
+            s.close()
+
+    def status(self):
+        return self.request("azid1 status\n").splitlines()
+
+    def log(self):
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
 def main():
     """unittest.main() that exits 0 on success, 1 on failure and 77 when every
     test was skipped."""

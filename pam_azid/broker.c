@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Session open through the broker (broker=, pam_azid(8) "Broker"): one
+ * request names the user and every resource, with the settings the module
+ * would have used itself; azidd answers with the serial of the user's
+ * shared key for each, which the module (root, possessing the new login's
+ * session keyring) links there.  No token value crosses the socket or
+ * enters sshd's memory on this path.
+ */
+#include "config.h"
+
+#include "module.h"
+
+#include "broker_client.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The request line: user, resources, and the settings that decide where
+ * and as whom the token is asked for. */
+static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
+                          const char *const *resources, size_t nres,
+                          azid_identity_kind identity, const char *identity_value,
+                          struct broker_buf *req)
+{
+    broker_buf_raw(req, BROKER_PROTO_VERSION " ", sizeof BROKER_PROTO_VERSION);
+    broker_buf_word(req, "key");
+    broker_buf_field(req, "user", pw->pw_name);
+    broker_buf_field_int(req, "uid", pw->pw_uid);
+    for (size_t i = 0; i < nres; i++)
+        broker_buf_field(req, "resource", resources[i]);
+    broker_buf_field(req, "source", azid_source_name(azid_config_source(ctx->config)));
+    const char *endpoint = azid_config_endpoint(ctx->config);
+    if (endpoint)
+        broker_buf_field(req, "endpoint", endpoint);
+    if (identity != AZID_IDENTITY_SYSTEM)
+        broker_buf_field(req, azid_identity_name(identity), identity_value);
+    long ms = azid_config_timeout_ms(ctx->config);
+    char seconds[32];
+    snprintf(seconds, sizeof seconds, "%ld.%03ld", ms / 1000, ms % 1000);
+    broker_buf_field(req, "timeout", seconds);
+    broker_buf_end_line(req);
+    return !req->failed;
+}
+
+/* One "key" or "fail" line of the reply. */
+static void take_line(const struct module_ctx *ctx, const struct broker_line *line,
+                      struct broker_result *out)
+{
+    const char *resource = broker_line_get(line, "resource");
+    int64_t serial = 0, expires_on = 0;
+    if (strcmp(line->word, "key") == 0 && resource &&
+        broker_line_get_int(line, "serial", 1, INT32_MAX, &serial) &&
+        broker_line_get_int(line, "expires_on", 0, INT64_MAX, &expires_on)) {
+        azid_error err;
+        char *description = azid_key_description_token(resource);
+        azid_status st = description ? broker_link_key((int32_t)serial, description, &err)
+                                     : AZID_ERR_NOMEM;
+        free(description);
+        if (st != AZID_OK) {
+            log_err(ctx, "no token for %s: %s", resource,
+                    st == AZID_ERR_NOMEM ? "out of memory" : err.message);
+            out->failed = true;
+            return;
+        }
+        log_debug(ctx, "linked the broker's shared key %d for %s, expires_on %lld",
+                  (int)serial, resource, (long long)expires_on);
+        out->serials[out->nserials++] = (int32_t)serial;
+        return;
+    }
+    const char *message = broker_line_get(line, "message");
+    log_err(ctx, "no token for %s: %s (from the broker)", resource ? resource : "?",
+            message ? message : "malformed reply");
+    out->failed = true;
+}
+
+bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
+                         const char *const *resources, size_t nres, azid_identity_kind identity,
+                         const char *identity_value, struct broker_result *out)
+{
+    const char *path = NULL;
+    azid_config_broker(ctx->config, &path);
+    if (!path || nres == 0)
+        return false;
+    struct broker_buf req;
+    broker_buf_init(&req, BROKER_MAX_REQUEST);
+    if (!build_request(ctx, pw, resources, nres, identity, identity_value, &req)) {
+        log_debug(ctx, "the request does not fit the broker's protocol; working in-process");
+        broker_buf_free(&req);
+        return false;
+    }
+    azid_error err;
+    struct broker_reply reply;
+    azid_status st = broker_call(path, req.data, req.length,
+                                 now_ms() + azid_config_timeout_ms(ctx->config), &reply, &err);
+    broker_buf_free(&req);
+    if (st == AZID_ERR_UNREACHABLE) {
+        log_debug(ctx, "%s; working in-process", err.message);
+        return false;
+    }
+    if (st != AZID_OK) {
+        log_err(ctx, "no tokens: %s", err.message);
+        out->failed = true;
+        out->budget_spent = st == AZID_ERR_TIMEOUT;
+        return true;
+    }
+    if (reply.n == 1 && strcmp(reply.lines[0].word, "error") == 0) {
+        const char *message = broker_line_get(&reply.lines[0], "message");
+        log_err(ctx, "no tokens: the broker refused: %s", message ? message : "?");
+        out->failed = true;
+    } else {
+        for (size_t i = 0; i < reply.n; i++)
+            take_line(ctx, &reply.lines[i], out);
+    }
+    broker_reply_free(&reply);
+    return true;
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""azidd, a real broker process, against the IMDS emulator on 127.0.0.1 and
+the real kernel keyring: what callers get on its socket, what pam_azid
+stores through it (real libpam, tests/pam/pamtest.py's sandbox), and what
+the endpoint sees (the emulator's request log).  Root only."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
+                                "tests", "pam"))
+import pamtest  # noqa: E402
+from pamtest import harness  # noqa: E402
+
+VAULT = "https://vault.azure.net"
+MGMT = "https://management.azure.com/"
+NOBODY = 65534
+# The interpreter an unprivileged uid can run (not one under /root).
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def as_nobody(code, *args, timeout=30):
+    """Runs Python code as uid/gid 65534 in a fresh session keyring."""
+    argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+            "keyctl", "session", "-", PYTHON, "-c", code] + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+# A client of the socket, for as_nobody: sends argv[2] (with escapes) to the
+# socket argv[1], ends its side when argv[3] is "half", prints the reply.
+ASK = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+if sys.argv[3:] == ["half"]:
+    s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("utf-8", "replace"))
+"""
+
+
+def audit_lines(broker):
+    return [l for l in broker.log() if "issued token:" in l]
+
+
+class BrokerTest(unittest.TestCase):
+    def setUp(self):
+        pamtest.require_root()
+        for tool in ("setpriv", "keyctl"):
+            if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+                harness.skip("%s not installed" % tool)
+        self.tmpdir = harness.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        # Unprivileged clients reach the socket below it.
+        os.chmod(self.tmp, 0o755)
+
+    def tearDown(self):
+        self.tmpdir.__exit__(None, None, None)
+
+    def start(self, config="", faults=None, lifetime=None, identities=None):
+        self.emu = harness.Emulator(self.tmp, faults=faults, lifetime=lifetime, identities=identities)
+        self.addCleanup(self.emu.stop)
+        self.broker = harness.Broker(self.tmp, config.replace("@URL@", self.emu.url))
+        self.addCleanup(self.broker.stop)
+
+    def key_request(self, user="nobody", resources=(VAULT,), extra=""):
+        line = "azid1 key user=%s uid=%d %s endpoint=%s timeout=5%s\n" % (
+            user, NOBODY if user == "nobody" else 0, " ".join("resource=" + r for r in resources), self.emu.url, extra)
+        return self.broker.request(line)
+
+    def sandbox(self):
+        box = pamtest.Sandbox(os.path.join(self.tmp, "pam"))
+        self.addCleanup(box.__exit__)
+        return box.__enter__()
+
+    def pam_args(self, resource=VAULT):
+        return ["resource=" + resource, "endpoint=" + self.emu.url, "broker=" + self.broker.socket, "debug"]
+
+    # ---- pam_azid through the broker -------------------------------------
+
+    def test_login_links_the_shared_key_and_a_second_login_makes_no_request(self):
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        first = box.run(self.pam_args())
+        self.assertEqual(first.steps.get("open_session"), "PAM_SUCCESS", first)
+        key = first.keys["azid:token:" + VAULT]
+        self.assertEqual(self.emu.requests()[0]["access_token"], key["value"])
+        # Root's key, shared: readable by the login's processes (possessor),
+        # linkable and refreshable by root (owner), nothing for anyone else.
+        self.assertEqual((key["uid"], key["gid"], key["perm"]), (0, 0, "0b350000"))
+        self.assertIn("linked the broker's shared key %d" % key["serial"], " ".join(first.lines("DEBUG")))
+
+        second = box.run(self.pam_args())
+        self.assertEqual(second.keys["azid:token:" + VAULT]["serial"], key["serial"])
+        self.assertEqual(second.keys["azid:token:" + VAULT]["value"], key["value"])
+        self.assertEqual(len(self.emu.requests()), 1, "the second login was served from the cache")
+
+        audits = audit_lines(self.broker)
+        self.assertEqual(len(audits), 2, audits)
+        for line in audits:
+            self.assertIn("user azuser (uid %d), identity system, resource %s, expires " % (
+                pamtest.USERS["azuser"], VAULT), line)
+            self.assertNotIn(key["value"][:40], line)
+
+        # The user's processes outside that login see nothing.
+        r = subprocess.run(["setpriv", "--reuid=%d" % pamtest.USERS["azuser"], "--regid=%d" % pamtest.USERS["azuser"],
+                            "--clear-groups", "keyctl", "session", "-", "keyctl", "pipe", str(key["serial"])],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Permission denied", r.stderr)
+
+    def test_the_broker_lets_go_of_keys_no_session_holds(self):
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        r = box.run(self.pam_args(), during='keyctl pipe %user:azid:token:' + VAULT + ' >/dev/null; echo held=$?')
+        self.assertIn("held=0", r.stdout, r)
+        self.assertIn(" keys=1\n", "\n".join(self.broker.status()) + "\n")
+        # The session closed (pam_keyinit revoked its keyring); after the
+        # grace period the broker's own link is the last one: dropped.
+        deadline = time.monotonic() + 30
+        while " keys=0" not in " ".join(self.broker.status()) and time.monotonic() < deadline:
+            time.sleep(1)
+        self.assertIn(" keys=0", " ".join(self.broker.status()))
+
+    def test_without_a_broker_the_module_works_in_process(self):
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        self.broker.stop()  # its socket file stays: connecting is refused
+        r = box.run(self.pam_args())
+        self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+        key = r.keys["azid:token:" + VAULT]
+        self.assertEqual(key["uid"], pamtest.USERS["azuser"], "the module's own key, the user's")
+        self.assertEqual(key["value"], self.emu.requests()[0]["access_token"])
+        self.assertIn("working in-process", " ".join(r.lines("DEBUG")))
+        self.assertLess(r.elapsed, 10)
+
+    def test_a_hung_broker_costs_a_login_one_second_then_the_module_works_in_process(self):
+        self.start(faults=["slow:3"])
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        self.broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = box.run(self.pam_args())
+        finally:
+            self.broker.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+        self.assertEqual(r.keys["azid:token:" + VAULT]["uid"], pamtest.USERS["azuser"], "the module's own key")
+        self.assertIn("said nothing within 1.0 s; working in-process", " ".join(r.lines("DEBUG")))
+        # 1 s for the broker, 3 s for the slow endpoint: within the 5 s budget.
+        self.assertLess(int(r.steps["open_ms"]), 5500)
+
+    def test_a_session_open_past_half_the_lifetime_sees_the_new_token_in_its_key(self):
+        # Keys live until 60 s before the token's expiry: 12 s here, so the
+        # broker refreshes after 6 s.
+        self.start(lifetime=72)
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        during = 'keyctl pipe %user:azid:token:' + VAULT + '; echo; sleep 9; keyctl pipe %user:azid:token:' + VAULT + '; echo'
+        r = box.run(self.pam_args(), during=during)
+        self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+        values = [l for l in r.stdout.splitlines() if l.startswith("eyJ")]
+        tokens = [e["access_token"] for e in self.emu.requests()]
+        self.assertEqual(len(values), 2, r)
+        self.assertEqual(values[0], tokens[0])
+        self.assertGreaterEqual(len(tokens), 2, "refreshed")
+        self.assertEqual(values[1], tokens[1], "the session's key holds the refreshed token")
+        self.assertTrue(any("new token for " + VAULT in l for l in self.broker.log()))
+
+    # ---- the cache ---------------------------------------------------------
+
+    def test_concurrent_callers_share_one_request(self):
+        self.start(faults=["slow:1.5"])
+        replies = [None] * 25
+
+        def ask(i):
+            replies[i] = self.key_request()
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(replies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        serials = {re.search(r"serial=(\d+)", r).group(1) for r in replies if r and "serial=" in r}
+        self.assertEqual(len(serials), 1, replies)
+        self.assertEqual(len(self.emu.requests()), 1, "25 callers, one request")
+        status = " ".join(self.broker.status())
+        self.assertIn("requests=1 ", status)
+        self.assertIn("served=25 ", status)
+
+    def test_failures_are_cached_for_negative_cache_seconds(self):
+        self.start(config="negative_cache = 3\n")
+        start = time.monotonic()
+        first = self.key_request(extra=" client_id=no-such-id")
+        self.assertIn("fail resource=%s status=http message=" % VAULT, first)
+        self.assertIn("Identity not found", first)
+        again = self.key_request(extra=" client_id=no-such-id")
+        self.assertIn("Identity not found", again)
+        self.assertEqual(len(self.emu.requests()), 1, "the second caller got the cached failure")
+        status = [l for l in self.broker.status() if l.startswith("negative ")]
+        self.assertEqual(len(status), 1, status)
+        self.assertIn("identity=client_id=no-such-id resource=%s" % VAULT, status[0])
+        self.assertTrue(any("negative cache for 3.0 s" in l for l in self.broker.log()), self.broker.log())
+        time.sleep(max(0, 3.2 - (time.monotonic() - start)))
+        self.key_request(extra=" client_id=no-such-id")
+        self.assertEqual(len(self.emu.requests()), 2, "asked again once the entry expired")
+
+    def test_an_unreachable_endpoint_is_cached_too(self):
+        self.start()
+        port = self.emu.port
+        self.emu.stop()
+        line = "azid1 key user=nobody uid=65534 resource=%s endpoint=http://127.0.0.1:%d timeout=2\n" % (VAULT, port)
+        first = self.broker.request(line)
+        self.assertIn("status=unreachable", first)
+        t = time.monotonic()
+        again = self.broker.request(line)
+        self.assertLess(time.monotonic() - t, 0.5)
+        self.assertIn("status=unreachable", again)
+        self.assertEqual(sum("callers get this failure from the negative cache" in l
+                             for l in self.broker.log()), 1)
+
+    def test_the_fetcher_runs_without_capabilities(self):
+        self.start(faults=["slow:2"])
+        t = threading.Thread(target=self.key_request)
+        t.start()
+        status = None
+        deadline = time.monotonic() + 5
+        while status is None and time.monotonic() < deadline:
+            with open("/proc/%d/task/%d/children" % (self.broker.proc.pid, self.broker.proc.pid)) as f:
+                children = f.read().split()
+            for pid in children:
+                try:
+                    with open("/proc/%s/status" % pid) as f:
+                        text = f.read()
+                except FileNotFoundError:
+                    continue
+                if "Name:\tazidd-fetcher\n" in text:
+                    status = text
+            time.sleep(0.05)
+        t.join()
+        self.assertIsNotNone(status, "saw the fetcher")
+        fields = dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            self.assertEqual(int(fields[cap], 16), 0, "%s: %s" % (cap, fields[cap]))
+        self.assertEqual(fields["NoNewPrivs"].strip(), "1")
+
+    # ---- token requests: policy by peer uid ----------------------------------
+
+    def test_token_request_gets_what_policy_grants_the_caller_and_nothing_else(self):
+        self.start(config="endpoint = @URL@\nMatch user nobody\n  resource = %s\n" % VAULT)
+        r = as_nobody(ASK, self.broker.socket, "azid1 token resource=%s\\n" % MGMT)
+        self.assertIn("error status=argument message=%s is not granted to user nobody by %s" % (
+            MGMT, self.broker.config_path), r.stdout)
+        self.assertEqual(self.emu.requests(), [], "a refused request never reaches the endpoint")
+        r = as_nobody(ASK, self.broker.socket, "azid1 token resource=%s\\n" % VAULT)
+        token = self.emu.requests()[0]["access_token"]
+        self.assertIn("token resource=%s expires_on=" % VAULT, r.stdout)
+        self.assertIn(" value=%s\n" % token, r.stdout)
+        # A key request (a named user, shared keys) is root's.
+        r = as_nobody(ASK, self.broker.socket, "azid1 key user=root uid=0 resource=%s\\n" % VAULT)
+        self.assertIn("error status=argument message=key requests are for root", r.stdout)
+
+    # ---- the azid command ------------------------------------------------------
+
+    def azid_as_nobody(self, script):
+        """Runs a shell script as uid 65534 in a fresh session keyring, with
+        the test broker's directory as /run/azid (a private mount
+        namespace): azid finds it at the default socket."""
+        setup = 'mount -t tmpfs azid-run /run && mkdir /run/azid && mount --bind "$1" /run/azid && ' \
+                'exec setpriv --reuid=%d --regid=%d --clear-groups keyctl session - sh -c "$2"' % (NOBODY, NOBODY)
+        env = dict(os.environ, AZID=harness.azid())
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, "sh",
+                               self.broker.dir, script], capture_output=True, text=True, timeout=60, env=env)
+
+    def test_azid_token_asks_the_broker_when_the_key_is_gone(self):
+        self.start(config="endpoint = @URL@\nMatch user nobody\n  resource = %s\n" % VAULT)
+        r = self.azid_as_nobody('"$AZID" token %s; echo rc=$?; "$AZID" token --json %s; '
+                                'keyctl rdescribe %%user:azid:token:%s' % (VAULT, VAULT, VAULT))
+        token = self.emu.requests()[0]["access_token"]
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], token, r)
+        self.assertEqual(lines[1], "rc=0")
+        self.assertIn('"access_token":"%s"' % token, lines[2], "the second call read the kept key")
+        self.assertRegex(lines[3], r"^user;%d;%d;2f010000;azid:token:%s$" % (NOBODY, NOBODY, re.escape(VAULT)))
+        self.assertEqual(len(self.emu.requests()), 1)
+
+        r = self.azid_as_nobody('"$AZID" token %s' % MGMT)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("azid token: no token for %s in your keyring, and the broker refused: %s is not granted to "
+                      "user nobody" % (MGMT, MGMT), r.stderr)
+        self.assertEqual(len(self.emu.requests()), 1, "the endpoint was not asked")
+
+    def test_a_user_granted_nothing_gets_nothing(self):
+        self.start(config="endpoint = @URL@\nMatch user someone-else\n  resource = %s\n" % VAULT)
+        r = self.azid_as_nobody('"$AZID" token %s' % VAULT)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("is not granted to user nobody", r.stderr)
+        self.assertEqual(self.emu.requests(), [])
+
+    def test_azid_status_shows_the_cache_and_never_a_value(self):
+        self.start(config="negative_cache = 30\n")
+        self.key_request()
+        self.key_request(extra=" client_id=no-such-id")
+        r = self.azid_as_nobody('"$AZID" status; echo rc=$?; "$AZID" status --json')
+        token = self.emu.requests()[0]["access_token"]
+        self.assertNotIn(token[:30], r.stdout)
+        text, _, js = r.stdout.partition("rc=0\n")
+        self.assertIn("broker /run/azid/azidd.sock\n", text, r)
+        self.assertRegex(text, r"token     system %s expires in 59m \d+s, refresh in 2\dm \d+s, 1 key \(%s\)"
+                         % (re.escape(VAULT), re.escape(self.emu.url)))
+        self.assertRegex(text, r"negative  client_id=no-such-id %s for \d+s more: http: .*Identity not found"
+                         % re.escape(VAULT))
+        self.assertIn("requests 2, throttled 0, served 1, negative hits 1, refreshes 0, in flight 0, queued 0", text)
+        import json
+        status = json.loads(js)
+        self.assertEqual(status["socket"], "/run/azid/azidd.sock")
+        self.assertEqual([(t["identity"], t["resource"], t["keys"]) for t in status["tokens"]], [("system", VAULT, 1)])
+        self.assertEqual(status["tokens"][0]["expires_on"], self.emu.requests()[0]["expires_on"])
+        self.assertEqual([n["identity"] for n in status["negative"]], ["client_id=no-such-id"])
+        self.assertEqual((status["requests"], status["served"], status["throttled"]), (2, 1, 0))
+
+        self.broker.stop()
+        r = self.azid_as_nobody('"$AZID" status')
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("azid status: no broker answers at /run/azid/azidd.sock", r.stderr)
+
+    # ---- bad input -------------------------------------------------------------
+
+    def test_bad_requests_get_an_error_and_others_are_still_served(self):
+        self.start()
+        sock = self.broker.socket
+        cases = [
+            ("garbage\\n", 'request does not start with "azid1"'),
+            ("azid1 fly resource=x\\n", 'unknown request "fly"'),
+            ("azid1 token resource=a b\\n", "is not KEY=VALUE"),
+            ("azid1 token\\x01 resource=x\\n", "control character"),
+            ("x" * 9000, "larger than 8192 bytes"),
+            ("azid1 tok", "ended before its newline"),
+        ]
+        for data, expect in cases:
+            r = as_nobody(ASK, sock, data, "half")
+            self.assertIn("error status=", r.stdout, (data[:30], r))
+            self.assertIn(expect, r.stdout, (data[:30], r))
+
+        # Slow clients: connections that never finish their line, more than
+        # one uid may hold; meanwhile root is served at once.
+        slow = subprocess.Popen(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                                 PYTHON, "-c", r"""
+import socket, sys, time
+conns = []
+for i in range(40):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    try:
+        s.sendall(b"azid1 sta")
+    except OSError:
+        pass  # one the broker turned away at once
+    conns.append(s)
+print("open", flush=True)
+got = []
+for s in conns:
+    s.settimeout(10)
+    try:
+        got.append(s.recv(4096).decode() or "closed")
+    except ConnectionResetError:
+        got.append("closed")
+print("\n".join(got))
+""", sock], stdout=subprocess.PIPE, text=True)
+        self.assertEqual(slow.stdout.readline().strip(), "open")
+        t = time.monotonic()
+        served = self.key_request()
+        self.assertLess(time.monotonic() - t, 1.5)
+        self.assertIn("key resource=%s serial=" % VAULT, served)
+        out = slow.communicate(timeout=20)[0]
+        # The broker turns away what one uid holds beyond 32 connections.
+        self.assertEqual(out.count("the broker is busy") + out.count("closed"), 8, out)
+        self.assertEqual(out.count("no complete request line in time"), 32, out)
+        self.assertTrue(self.broker.alive())
+        self.assertIn("counters ", " ".join(self.broker.status()))
+
+
+if __name__ == "__main__":
+    harness.main()
