@@ -24,6 +24,8 @@
 /* How long a 429 without a usable Retry-After holds every caller back
  * (MSAL's default). */
 #define AZIDD_THROTTLE_HOLD_MS 5000
+/* A Retry-After longer than this is taken as this long. */
+#define AZIDD_MAX_HOLD_MS 300000
 #define AZIDD_DEFAULT_NEGATIVE_S 60
 /* Refreshes of a token IMDS keeps answering with are at least this far
  * apart, so they converge instead of spinning near its expiry. */

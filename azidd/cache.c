@@ -537,13 +537,22 @@ static void finish(struct entry *e)
             succeed(e, value, expires_on);
     } else if (reply.n == 1 && strcmp(reply.lines[0].word, "fail") == 0) {
         const char *message = broker_line_get(&reply.lines[0], "message");
-        int64_t http = 0;
+        int64_t http = 0, retry_after = -1;
         broker_line_get_int(&reply.lines[0], "http", 0, 999, &http);
-        if (http == 429) {
+        broker_line_get_int(&reply.lines[0], "retry_after_ms", 0, INT32_MAX, &retry_after);
+        if (retry_after > AZIDD_MAX_HOLD_MS)
+            retry_after = AZIDD_MAX_HOLD_MS;
+        if (http == 429)
             counters.throttled++;
-            hold_until_ms = now_ms() + AZIDD_THROTTLE_HOLD_MS;
-            log_msg(LOG_WARNING, "the endpoint throttled us (HTTP 429): no request for %d s",
-                    AZIDD_THROTTLE_HOLD_MS / 1000);
+        /* Retry-After (or a 429 without one) holds back every caller, not
+         * just this entry's. */
+        if (http == 429 || retry_after > 0) {
+            int64_t hold = retry_after > 0 ? retry_after : AZIDD_THROTTLE_HOLD_MS;
+            if (now_ms() + hold > hold_until_ms)
+                hold_until_ms = now_ms() + hold;
+            log_msg(LOG_WARNING, "the endpoint answered HTTP %lld%s: no request for %.1f s",
+                    (long long)http, retry_after > 0 ? " with Retry-After" : "",
+                    (double)hold / 1000);
         }
         fail(e, broker_status_from_name(broker_line_get(&reply.lines[0], "status")),
              message ? message : "the fetcher failed without a message");

@@ -11,6 +11,8 @@
 
 #include "azidd.h"
 
+#include "client.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -84,13 +86,16 @@ static bool drop_privileges(char *why, size_t size)
     return true;
 }
 
-static int reply_failure(azid_status status, long http_status, const char *message)
+static int reply_failure(azid_status status, long http_status, long retry_after_ms,
+                         const char *message)
 {
     struct broker_buf out;
     broker_buf_init(&out, FETCHER_MAX_OUTPUT);
     broker_buf_word(&out, "fail");
     broker_buf_field(&out, "status", azid_status_name(status));
     broker_buf_field_int(&out, "http", http_status);
+    if (retry_after_ms >= 0)
+        broker_buf_field_int(&out, "retry_after_ms", retry_after_ms);
     broker_buf_message(&out, message);
     broker_buf_end_line(&out);
     broker_buf_word(&out, "end");
@@ -102,7 +107,7 @@ static int reply_failure(azid_status status, long http_status, const char *messa
 }
 
 static azid_status fetch_token(const struct broker_request *req, azid_token **token,
-                               azid_error *err)
+                               long *retry_after_ms, azid_error *err)
 {
     azid_config *cfg = azid_config_new();
     if (!cfg)
@@ -118,6 +123,8 @@ static azid_status fetch_token(const struct broker_request *req, azid_token **to
         st = azid_config_new_client(cfg, &client, err);
     if (st == AZID_OK)
         st = azid_client_get_token(client, req->resources[0], token, err);
+    if (client)
+        *retry_after_ms = client->retry_after_ms;
     azid_client_free(client);
     azid_config_free(cfg);
     return st;
@@ -127,7 +134,7 @@ int fetcher_main(void)
 {
     char why[256];
     if (!drop_privileges(why, sizeof why))
-        return reply_failure(AZID_ERR_SYSTEM, 0, why);
+        return reply_failure(AZID_ERR_SYSTEM, 0, -1, why);
     /* Named only once unprivileged: that is what ps shows it doing. */
     prctl(PR_SET_NAME, "azidd-fetcher", 0, 0, 0);
     char line[BROKER_MAX_REQUEST + 1];
@@ -138,12 +145,13 @@ int fetcher_main(void)
     if (st == AZID_OK && req.verb != BROKER_VERB_KEY)
         st = err_set(&err, AZID_ERR_ARGUMENT, "the fetcher takes key requests only");
     azid_token *token = NULL;
+    long retry_after_ms = -1;
     err.http_status = 0;
     if (st == AZID_OK)
-        st = fetch_token(&req, &token, &err);
+        st = fetch_token(&req, &token, &retry_after_ms, &err);
     broker_request_free(&req);
     if (st != AZID_OK)
-        return reply_failure(st, err.http_status, err.message);
+        return reply_failure(st, err.http_status, retry_after_ms, err.message);
 
     struct broker_buf out;
     broker_buf_init(&out, FETCHER_MAX_OUTPUT);
@@ -157,7 +165,7 @@ int fetcher_main(void)
     azid_token_free(token);
     if (out.failed) {
         broker_buf_free(&out);
-        return reply_failure(AZID_ERR_RESPONSE, 0, "the token does not fit the broker's reply");
+        return reply_failure(AZID_ERR_RESPONSE, 0, -1, "the token does not fit the broker's reply");
     }
     /* Unbuffered: no copy of the token in stdio's buffer. */
     for (size_t sent = 0; sent < out.length;) {

@@ -26,6 +26,7 @@ azid_client *azid_client_new(void)
     azid_client *c = calloc(1, sizeof *c);
     if (c) {
         c->timeout_ms = AZID_DEFAULT_TIMEOUT_MS;
+        c->retry_after_ms = -1;
         source_config_clear(&c->cfg);
     }
     return c;
@@ -371,6 +372,7 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
         if (st == AZID_OK) {
             f.status = resp->status;
             f.retry_after_ms = resp->retry_after_ms;
+            c->retry_after_ms = resp->retry_after_ms;
             token_describe_error(resp->body, resp->length, f.text, sizeof f.text);
             retryable = call->retryable ? call->retryable(f.status)
                                         : retry_status_retryable(f.status);

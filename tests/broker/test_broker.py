@@ -205,6 +205,21 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("requests=1 ", status)
         self.assertIn("served=25 ", status)
 
+    def test_retry_after_holds_back_every_caller(self):
+        self.start(faults=["429:retry-after=3"])
+        line = "azid1 key user=nobody uid=65534 resource=%s endpoint=%s timeout=2\n"
+        first = self.broker.request(line % (VAULT, self.emu.url))
+        self.assertIn("status=http", first)
+        self.assertIn("HTTP 429", first)
+        # Another token, another entry: it waits out the Retry-After too.
+        t = time.monotonic()
+        other = self.broker.request(line % (MGMT, self.emu.url))
+        self.assertIn("key resource=%s serial=" % MGMT, other)
+        self.assertGreater(time.monotonic() - t, 2.0)
+        self.assertEqual(len(self.emu.requests()), 2)
+        self.assertIn("throttled=1 ", " ".join(self.broker.status()))
+        self.assertTrue(any("HTTP 429 with Retry-After: no request for 3.0 s" in l for l in self.broker.log()))
+
     def test_failures_are_cached_for_negative_cache_seconds(self):
         self.start(config="negative_cache = 3\n")
         start = time.monotonic()
