@@ -70,7 +70,7 @@ struct entry;
  * with err when a setting or the resource is invalid (checked as module
  * arguments are), or out of memory. */
 struct entry *cache_entry(const struct broker_field *const *settings, size_t nsettings,
-                          const char *resource, azid_error *err);
+                          const char *resource, bool secret, azid_error *err);
 /* Asks for a fetch unless the entry has a usable token, a failure in the
  * negative cache, or a fetch under way. */
 void cache_want(struct entry *e);
@@ -81,6 +81,8 @@ azid_status cache_token(const struct entry *e, const char **value, int64_t *expi
                         azid_error *err);
 /* The user's shared key for the entry's token, made or updated. */
 azid_status cache_user_key(struct entry *e, uid_t uid, int32_t *serial, azid_error *err);
+/* A secret entry's vault host and name (its key's), false for a token. */
+bool cache_secret_names(const struct entry *e, const char **host, const char **name);
 /* "system" or "client_id=..." */
 const char *cache_identity(const struct entry *e);
 void cache_count_served(void);

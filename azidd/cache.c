@@ -35,6 +35,8 @@
 
 struct entry {
     char *source, *endpoint, *identity, *resource; /* the key of the entry */
+    bool secret;            /* resource is a Key Vault secret URL */
+    char *vault_host, *name; /* a secret's, from the fetcher: its key's name */
     char *request;                                 /* the fetcher's request line */
     size_t request_length;
     long timeout_ms;
@@ -100,6 +102,13 @@ static bool negative(const struct entry *e)
     return e->failure.status != AZID_OK && e->negative_until_ms > now_ms();
 }
 
+bool cache_secret_names(const struct entry *e, const char **host, const char **name)
+{
+    *host = e->vault_host;
+    *name = e->name;
+    return e->secret && e->vault_host && e->name;
+}
+
 const char *cache_identity(const struct entry *e)
 {
     return e->identity;
@@ -108,6 +117,11 @@ const char *cache_identity(const struct entry *e)
 void cache_count_served(void)
 {
     counters.served++;
+}
+
+static const char *kind(const struct entry *e)
+{
+    return e->secret ? "secret" : "token for";
 }
 
 static void forget_token(struct entry *e)
@@ -129,13 +143,14 @@ static const char *setting(const struct broker_field *const *settings, size_t n,
     return NULL;
 }
 
-/* Checks the settings and resource as module arguments would be, and
- * builds the fetcher's request in the canonical order of the settings. */
+/* Checks the settings and the resource or secret URL as module arguments
+ * would be, and builds the fetcher's request in the canonical order of the
+ * settings. */
 static azid_status build_request(const struct broker_field *const *settings, size_t n,
-                                 const char *resource, struct broker_buf *req, long *timeout_ms,
-                                 azid_error *err)
+                                 const char *resource, bool secret, struct broker_buf *req,
+                                 long *timeout_ms, azid_error *err)
 {
-    if (azid_resource_check(resource, err) != AZID_OK)
+    if (!secret && azid_resource_check(resource, err) != AZID_OK)
         return AZID_ERR_ARGUMENT;
     azid_config *cfg = azid_config_new();
     if (!cfg)
@@ -144,10 +159,11 @@ static azid_status build_request(const struct broker_field *const *settings, siz
     broker_buf_word(req, "key");
     broker_buf_field(req, "user", "azidd");
     broker_buf_field_int(req, "uid", 0);
-    broker_buf_field(req, "resource", resource);
+    const char *what = secret ? "secret" : "resource";
+    broker_buf_field(req, what, resource);
     azid_status st = AZID_OK;
     char arg[BROKER_MAX_REQUEST];
-    snprintf(arg, sizeof arg, "resource=%s", resource);
+    snprintf(arg, sizeof arg, "%s=%s", what, resource);
     st = azid_config_apply_arg(cfg, arg, err);
     for (size_t i = 0; broker_setting_keys[i] && st == AZID_OK; i++) {
         const char *v = setting(settings, n, broker_setting_keys[i]);
@@ -190,17 +206,19 @@ static void entry_free(struct entry *e)
     free(e->endpoint);
     free(e->identity);
     free(e->resource);
+    free(e->vault_host);
+    free(e->name);
     free(e->request);
     free(e);
 }
 
 struct entry *cache_entry(const struct broker_field *const *settings, size_t nsettings,
-                          const char *resource, azid_error *err)
+                          const char *resource, bool secret, azid_error *err)
 {
     struct broker_buf req;
     broker_buf_init(&req, BROKER_MAX_REQUEST);
     long timeout_ms = 0;
-    if (build_request(settings, nsettings, resource, &req, &timeout_ms, err) != AZID_OK) {
+    if (build_request(settings, nsettings, resource, secret, &req, &timeout_ms, err) != AZID_OK) {
         broker_buf_free(&req);
         return NULL;
     }
@@ -209,7 +227,8 @@ struct entry *cache_entry(const struct broker_field *const *settings, size_t nse
     char *identity = identity_of(settings, nsettings);
     for (size_t i = 0; identity && i < nentries; i++) {
         struct entry *e = entries[i];
-        if (strcmp(e->resource, resource) == 0 && strcmp(e->identity, identity) == 0 &&
+        if (e->secret == secret && strcmp(e->resource, resource) == 0 &&
+            strcmp(e->identity, identity) == 0 &&
             strcmp(e->source, source ? source : "auto") == 0 &&
             strcmp(e->endpoint, endpoint ? endpoint : "") == 0) {
             free(identity);
@@ -225,6 +244,7 @@ struct entry *cache_entry(const struct broker_field *const *settings, size_t nse
         e->source = strdup(source ? source : "auto");
         e->endpoint = dup_or_empty(endpoint);
         e->resource = strdup(resource);
+        e->secret = secret;
         e->request = req.data;
         e->request_length = req.length;
         req.data = NULL;
@@ -280,7 +300,7 @@ azid_status cache_token(const struct entry *e, const char **value, int64_t *expi
     *err = e->failure;
     return e->failure.status != AZID_OK
                ? e->failure.status
-               : err_set(err, AZID_ERR_SYSTEM, "no token for %s yet", e->resource);
+               : err_set(err, AZID_ERR_SYSTEM, "nothing for %s yet", e->resource);
 }
 
 /* ---- shared keys ---------------------------------------------------------- */
@@ -310,7 +330,8 @@ static azid_status write_key(struct entry *e, uid_t uid, int32_t *serial, azid_e
     if (ring < 0)
         return err_set(err, AZID_ERR_KEYRING, "cannot make the broker's keyring for uid %u: %s",
                        (unsigned)uid, strerror(errno));
-    char *desc = azid_key_description_token(e->resource);
+    char *desc = e->secret ? azid_key_description_secret(e->vault_host, e->name)
+                           : azid_key_description_token(e->resource);
     if (!desc)
         return err_set(err, AZID_ERR_NOMEM, "out of memory");
     key_serial_t k = add_key("user", desc, e->token, e->token_length, ring);
@@ -463,9 +484,9 @@ static void fail(struct entry *e, azid_status st, const char *message)
         int64_t half = (e->expires_on - AZID_EXPIRY_SKEW_S - (int64_t)time(NULL)) * 1000 / 2;
         int64_t wait = half > 30000 ? 30000 : half < AZIDD_MIN_REFRESH_MS ? AZIDD_MIN_REFRESH_MS : half;
         e->refresh_at_ms = now_ms() + wait;
-        log_msg(LOG_WARNING, "refresh of the token for %s (identity %s) failed, the current "
+        log_msg(LOG_WARNING, "refresh of the %s %s (identity %s) failed, the current "
                              "one stays in use: %s",
-                e->resource, e->identity, message);
+                kind(e), e->resource, e->identity, message);
         return;
     }
     e->failure.status = st;
@@ -473,28 +494,24 @@ static void fail(struct entry *e, azid_status st, const char *message)
     if (negative_worthy(st)) {
         long ms = config_negative_cache_ms();
         e->negative_until_ms = now_ms() + ms;
-        log_msg(LOG_ERR, "no token for %s (identity %s): %s; callers get this failure from "
+        log_msg(LOG_ERR, "no %s %s (identity %s): %s; callers get this failure from "
                          "the negative cache for %.1f s",
-                e->resource, e->identity, message, (double)ms / 1000);
+                kind(e), e->resource, e->identity, message, (double)ms / 1000);
     } else {
         e->negative_until_ms = 0;
-        log_msg(LOG_ERR, "no token for %s (identity %s): %s", e->resource, e->identity,
+        log_msg(LOG_ERR, "no %s %s (identity %s): %s", kind(e), e->resource, e->identity,
                 message);
     }
 }
 
-static void succeed(struct entry *e, const char *value, int64_t expires_on)
+/* Takes value (length bytes, malloc'ed) into the entry. */
+static void succeed(struct entry *e, char *value, size_t length, int64_t expires_on)
 {
     int64_t now_s = (int64_t)time(NULL);
-    bool same = e->token && strcmp(e->token, value) == 0;
-    char *copy = strdup(value);
-    if (!copy) {
-        fail(e, AZID_ERR_NOMEM, "out of memory keeping the token");
-        return;
-    }
+    bool same = e->token && e->token_length == length && memcmp(e->token, value, length) == 0;
     forget_token(e);
-    e->token = copy;
-    e->token_length = strlen(copy);
+    e->token = value;
+    e->token_length = length;
     e->expires_on = expires_on;
     e->failure.status = AZID_OK;
     e->negative_until_ms = 0;
@@ -505,13 +522,46 @@ static void succeed(struct entry *e, const char *value, int64_t expires_on)
      * spins. */
     int64_t half = (expires_on - AZID_EXPIRY_SKEW_S - now_s) * 1000 / 2;
     e->refresh_at_ms = now_ms() + (half > AZIDD_MIN_REFRESH_MS ? half : AZIDD_MIN_REFRESH_MS);
-    log_msg(LOG_INFO, "%s token for %s (identity %s), expires_on %lld, next refresh in %lld s",
-            same ? "unchanged" : "new", e->resource, e->identity, (long long)expires_on,
+    log_msg(LOG_INFO, "%s %s %s (identity %s), expires_on %lld, next refresh in %lld s",
+            same ? "unchanged" : "new", kind(e), e->resource, e->identity, (long long)expires_on,
             (long long)((e->refresh_at_ms - now_ms()) / 1000));
     update_keys(e);
 }
 
-/* The fetcher's reply: a token or a failure. */
+/* A token, or a secret (hex, with its vault host and name), as the fetcher
+ * sent it. */
+static void take(struct entry *e, const struct broker_line *l, int64_t now_s)
+{
+    const char *value = broker_line_get(l, "value");
+    const char *host = broker_line_get(l, "vault_host"), *name = broker_line_get(l, "name");
+    int64_t expires_on = 0;
+    char *copy = NULL;
+    size_t length = 0;
+    bool ok = value && broker_line_get_int(l, "expires_on", now_s, AZID_EPOCH_MAX, &expires_on);
+    if (ok && e->secret) {
+        ok = host && name && broker_hex_decode(value, &copy, &length);
+        if (ok && (!e->vault_host || strcmp(e->vault_host, host) || strcmp(e->name, name))) {
+            free(e->vault_host);
+            free(e->name);
+            e->vault_host = strdup(host);
+            e->name = strdup(name);
+            ok = e->vault_host && e->name;
+        }
+    } else if (ok) {
+        ok = (copy = strdup(value)) != NULL;
+        length = ok ? strlen(copy) : 0;
+    }
+    if (!ok) {
+        if (copy)
+            wipe_free(copy, length);
+        fail(e, AZID_ERR_RESPONSE, "the fetcher's answer has no value or expiry in range "
+                                   "(or no memory for it)");
+        return;
+    }
+    succeed(e, copy, length, expires_on);
+}
+
+/* The fetcher's reply: a token, a secret or a failure. */
 static void finish(struct entry *e)
 {
     struct broker_reply reply;
@@ -527,14 +577,8 @@ static void finish(struct entry *e)
     int64_t now_s = (int64_t)time(NULL);
     if (st != AZID_OK) {
         fail(e, AZID_ERR_SYSTEM, "the fetcher failed (crashed, killed, or a malformed reply)");
-    } else if (reply.n == 1 && strcmp(reply.lines[0].word, "token") == 0) {
-        const char *value = broker_line_get(&reply.lines[0], "value");
-        int64_t expires_on = 0;
-        if (!value || !broker_line_get_int(&reply.lines[0], "expires_on", now_s,
-                                           now_s + 400LL * 86400, &expires_on))
-            fail(e, AZID_ERR_RESPONSE, "the fetcher's token has no value or expiry in range");
-        else
-            succeed(e, value, expires_on);
+    } else if (reply.n == 1 && strcmp(reply.lines[0].word, e->secret ? "secret" : "token") == 0) {
+        take(e, &reply.lines[0], now_s);
     } else if (reply.n == 1 && strcmp(reply.lines[0].word, "fail") == 0) {
         const char *message = broker_line_get(&reply.lines[0], "message");
         int64_t http = 0, retry_after = -1;
@@ -674,7 +718,7 @@ static void entry_fields(struct broker_buf *out, const struct entry *e)
     if (e->endpoint[0])
         broker_buf_field(out, "endpoint", e->endpoint);
     broker_buf_field(out, "identity", e->identity);
-    broker_buf_field(out, "resource", e->resource);
+    broker_buf_field(out, e->secret ? "secret" : "resource", e->resource);
 }
 
 void cache_status(struct broker_buf *out)
@@ -683,7 +727,7 @@ void cache_status(struct broker_buf *out)
     for (size_t i = 0; i < nentries; i++) {
         const struct entry *e = entries[i];
         if (token_usable(e)) {
-            broker_buf_word(out, "token");
+            broker_buf_word(out, e->secret ? "secret" : "token");
             entry_fields(out, e);
             broker_buf_field_int(out, "expires_on", e->expires_on);
             broker_buf_field_int(out, "refresh_at", now_s + (e->refresh_at_ms - now) / 1000);

@@ -106,8 +106,9 @@ static int reply_failure(azid_status status, long http_status, long retry_after_
     return 0;
 }
 
-static azid_status fetch_token(const struct broker_request *req, azid_token **token,
-                               long *retry_after_ms, azid_error *err)
+/* The token or secret the request's one item names, into out. */
+static azid_status fetch(const struct broker_request *req, struct broker_buf *out,
+                         long *retry_after_ms, azid_error *err)
 {
     azid_config *cfg = azid_config_new();
     if (!cfg)
@@ -121,12 +122,34 @@ static azid_status fetch_token(const struct broker_request *req, azid_token **to
     azid_client *client = NULL;
     if (st == AZID_OK)
         st = azid_config_new_client(cfg, &client, err);
-    if (st == AZID_OK)
-        st = azid_client_get_token(client, req->resources[0], token, err);
+    azid_token *token = NULL;
+    azid_secret *secret = NULL;
+    if (st == AZID_OK && req->items[0].secret)
+        st = azid_client_get_secret(client, req->items[0].target, &secret, err);
+    else if (st == AZID_OK)
+        st = azid_client_get_token(client, req->items[0].target, &token, err);
     if (client)
         *retry_after_ms = client->retry_after_ms;
+    if (token) {
+        broker_buf_word(out, "token");
+        broker_buf_field_int(out, "expires_on", azid_token_expires_on(token));
+        broker_buf_field(out, "value", azid_token_value(token));
+    } else if (secret) {
+        broker_buf_word(out, "secret");
+        broker_buf_field_int(out, "expires_on", azid_secret_expires_on(secret));
+        broker_buf_field(out, "vault_host", azid_secret_vault_host(secret));
+        broker_buf_field(out, "name", azid_secret_name(secret));
+        broker_buf_field_hex(out, "value", azid_secret_value(secret), azid_secret_length(secret));
+    }
+    broker_buf_end_line(out);
+    broker_buf_word(out, "end");
+    broker_buf_end_line(out);
+    azid_token_free(token);
+    azid_secret_free(secret);
     azid_client_free(client);
     azid_config_free(cfg);
+    if (st == AZID_OK && out->failed)
+        st = err_set(err, AZID_ERR_RESPONSE, "the value does not fit the broker's reply");
     return st;
 }
 
@@ -144,28 +167,16 @@ int fetcher_main(void)
     azid_status st = broker_proto_parse_request(line, n, &req, &err);
     if (st == AZID_OK && req.verb != BROKER_VERB_KEY)
         st = err_set(&err, AZID_ERR_ARGUMENT, "the fetcher takes key requests only");
-    azid_token *token = NULL;
     long retry_after_ms = -1;
     err.http_status = 0;
-    if (st == AZID_OK)
-        st = fetch_token(&req, &token, &retry_after_ms, &err);
-    broker_request_free(&req);
-    if (st != AZID_OK)
-        return reply_failure(st, err.http_status, retry_after_ms, err.message);
-
     struct broker_buf out;
     broker_buf_init(&out, FETCHER_MAX_OUTPUT);
-    broker_buf_word(&out, "token");
-    broker_buf_field_int(&out, "expires_on", azid_token_expires_on(token));
-    broker_buf_field(&out, "type", azid_token_type(token));
-    broker_buf_field(&out, "value", azid_token_value(token));
-    broker_buf_end_line(&out);
-    broker_buf_word(&out, "end");
-    broker_buf_end_line(&out);
-    azid_token_free(token);
-    if (out.failed) {
+    if (st == AZID_OK)
+        st = fetch(&req, &out, &retry_after_ms, &err);
+    broker_request_free(&req);
+    if (st != AZID_OK) {
         broker_buf_free(&out);
-        return reply_failure(AZID_ERR_RESPONSE, 0, -1, "the token does not fit the broker's reply");
+        return reply_failure(st, err.http_status, retry_after_ms, err.message);
     }
     /* Unbuffered: no copy of the token in stdio's buffer. */
     for (size_t sent = 0; sent < out.length;) {

@@ -142,7 +142,7 @@ static void reply_error(struct conn *c, azid_status status, const char *message)
     start_reply(c);
 }
 
-static void audit(const struct conn *c, const struct entry *e, const char *resource,
+static void audit(const struct conn *c, const struct entry *e, const struct broker_item *item,
                   int64_t expires_on, const char *how)
 {
     char when[32] = "?";
@@ -150,9 +150,9 @@ static void audit(const struct conn *c, const struct entry *e, const char *resou
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    log_msg(LOG_INFO, "issued token: user %s (uid %u), identity %s, resource %s, expires %s "
-                      "(%lld), %s",
-            c->user, (unsigned)c->uid, cache_identity(e), resource, when, (long long)expires_on,
+    log_msg(LOG_INFO, "issued %s: user %s (uid %u), identity %s, %s %s, expires %s (%lld), %s",
+            item->secret ? "secret" : "token", c->user, (unsigned)c->uid, cache_identity(e),
+            item->secret ? "secret" : "resource", item->target, when, (long long)expires_on,
             how);
     cache_count_served();
 }
@@ -163,7 +163,8 @@ static void answer(struct conn *c)
     broker_buf_init(&c->out, BROKER_MAX_REPLY);
     for (size_t i = 0; i < c->nitems; i++) {
         struct entry *e = c->items[i];
-        const char *resource = c->req.resources[i];
+        const struct broker_item *item = &c->req.items[i];
+        const char *what = item->secret ? "secret" : "resource";
         const char *value = NULL;
         int64_t expires_on = 0;
         int32_t serial = -1;
@@ -172,24 +173,29 @@ static void answer(struct conn *c)
         if (st == AZID_OK && c->req.verb == BROKER_VERB_KEY)
             st = cache_user_key(e, c->uid, &serial, &err);
         if (st != AZID_OK) {
-            log_msg(LOG_NOTICE, "no token for user %s (uid %u), resource %s: %s", c->user,
-                    (unsigned)c->uid, resource, err.message);
+            log_msg(LOG_NOTICE, "nothing issued to user %s (uid %u) for %s %s: %s", c->user,
+                    (unsigned)c->uid, what, item->target, err.message);
             broker_buf_word(&c->out, c->req.verb == BROKER_VERB_KEY ? "fail" : "error");
-            broker_buf_field(&c->out, "resource", resource);
+            broker_buf_field(&c->out, what, item->target);
             broker_buf_field(&c->out, "status", azid_status_name(st));
             broker_buf_message(&c->out, err.message);
         } else if (c->req.verb == BROKER_VERB_KEY) {
             char how[64];
             snprintf(how, sizeof how, "shared key %d", serial);
-            audit(c, e, resource, expires_on, how);
+            audit(c, e, item, expires_on, how);
             broker_buf_word(&c->out, "key");
-            broker_buf_field(&c->out, "resource", resource);
+            broker_buf_field(&c->out, what, item->target);
             broker_buf_field_int(&c->out, "serial", serial);
             broker_buf_field_int(&c->out, "expires_on", expires_on);
+            const char *host, *name;
+            if (cache_secret_names(e, &host, &name)) {
+                broker_buf_field(&c->out, "vault_host", host);
+                broker_buf_field(&c->out, "name", name);
+            }
         } else {
-            audit(c, e, resource, expires_on, "value to the caller");
+            audit(c, e, item, expires_on, "value to the caller");
             broker_buf_word(&c->out, "token");
-            broker_buf_field(&c->out, "resource", resource);
+            broker_buf_field(&c->out, "resource", item->target);
             broker_buf_field_int(&c->out, "expires_on", expires_on);
             broker_buf_field(&c->out, "type", "Bearer");
             broker_buf_field(&c->out, "value", value);
@@ -220,9 +226,10 @@ static void answer_waiters(void)
 /* Waits for the entries of the request's resources under settings. */
 static void want(struct conn *c, const struct broker_field *const *settings, size_t nsettings)
 {
-    for (size_t i = 0; i < c->req.nresources; i++) {
+    for (size_t i = 0; i < c->req.nitems; i++) {
         azid_error err;
-        struct entry *e = cache_entry(settings, nsettings, c->req.resources[i], &err);
+        struct entry *e = cache_entry(settings, nsettings, c->req.items[i].target,
+                                      c->req.items[i].secret, &err);
         if (!e) {
             reply_error(c, err.status, err.message);
             return;
@@ -269,7 +276,7 @@ static void handle_token(struct conn *c)
         reply_error(c, err.status, err.message);
         return;
     }
-    const char *resource = c->req.resources[0];
+    const char *resource = c->req.items[0].target;
     const azid_grant *grant = granted(cfg, resource);
     if (!grant) {
         char msg[512];

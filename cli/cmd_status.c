@@ -87,7 +87,7 @@ static void print_json(const char *socket, const struct listing *l,
                 continue;
             printf("%s{\"identity\":", sep);
             json_print_string(stdout, e->identity);
-            json_field("resource", e->resource);
+            json_field(e->secret ? "secret" : "resource", e->resource);
             json_field("source", e->source);
             json_field("endpoint", e->endpoint);
             if (negative) {
@@ -123,8 +123,9 @@ static void print_text(const char *socket, const struct listing *l,
             format_time_left((long)e->expires_on - now, left, sizeof left);
             format_time_left(e->refresh_at > now ? (long)e->refresh_at - now : 0, refresh,
                              sizeof refresh);
-            printf("token     %s %s expires in %s, refresh in %s, %ld key%s (%s)\n", e->identity,
-                   e->resource, left, refresh, e->keys, e->keys == 1 ? "" : "s", where);
+            printf("%-9s %s %s expires in %s, refresh in %s, %ld key%s (%s)\n",
+                   e->secret ? "secret" : "token", e->identity, e->resource, left, refresh,
+                   e->keys, e->keys == 1 ? "" : "s", where);
         } else {
             format_time_left(e->until > now ? (long)e->until - now : 0, left, sizeof left);
             printf("negative  %s %s for %s more: %s: %s (%s)\n", e->identity, e->resource, left,

@@ -354,7 +354,8 @@ azid_status azid_broker_get_token(const char *socket_path, const char *resource,
                                   long timeout_ms, azid_token **out, azid_error *err);
 
 typedef struct azid_broker_entry {
-    int negative;           /* 0: a cached token; 1: a failure in the negative cache */
+    int negative;           /* 0: a cached value; 1: a failure in the negative cache */
+    int secret;             /* resource is a Key Vault secret URL (a secret, not a token) */
     const char *source;     /* "auto", "imds", ... as asked */
     const char *endpoint;   /* NULL: the source's own */
     const char *identity;   /* "system", "client_id=...", ... */
@@ -376,8 +377,8 @@ typedef struct azid_broker_counters {
     long in_flight, queued;
 } azid_broker_counters;
 
-/* The broker's state: visit is called for each cached token and negative
- * entry (never a value), then counters is filled.  Same socket_path,
+/* The broker's state: visit is called for each cached token or secret and
+ * each negative entry (never a value), then counters is filled.  Same socket_path,
  * timeout and AZID_ERR_UNREACHABLE as azid_broker_get_token. */
 azid_status azid_broker_status(const char *socket_path, long timeout_ms,
                                void (*visit)(const azid_broker_entry *entry, void *ctx),

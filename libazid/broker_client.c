@@ -291,14 +291,17 @@ azid_status azid_broker_status(const char *socket_path, long timeout_ms,
             continue;
         }
         bool negative = strcmp(l->word, "negative") == 0;
-        if ((!negative && strcmp(l->word, "token") != 0) || !visit)
+        if ((!negative && strcmp(l->word, "token") != 0 && strcmp(l->word, "secret") != 0) ||
+            !visit)
             continue;
+        const char *secret = broker_line_get(l, "secret");
         azid_broker_entry e = {
             .negative = negative,
+            .secret = secret != NULL,
             .source = broker_line_get(l, "source"),
             .endpoint = broker_line_get(l, "endpoint"),
             .identity = broker_line_get(l, "identity"),
-            .resource = broker_line_get(l, "resource"),
+            .resource = secret ? secret : broker_line_get(l, "resource"),
             .status = broker_line_get(l, "status"),
             .message = broker_line_get(l, "message"),
         };

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const broker_setting_keys[] = {"source", "endpoint", "client_id", "object_id",
-                                           "msi_res_id", "timeout", NULL};
+const char *const broker_setting_keys[] = {"source",     "endpoint", "client_id", "object_id",
+                                           "msi_res_id", "timeout",  "ca_file",   NULL};
 
 static bool word_ok(const char *value, size_t length)
 {
@@ -137,11 +137,14 @@ static azid_status check_fields(struct broker_request *req, azid_error *err)
     bool have_uid = false;
     for (size_t i = 0; i < l->nfields; i++) {
         const struct broker_field *f = &l->fields[i];
-        if (strcmp(f->key, "resource") == 0 && req->verb != BROKER_VERB_STATUS) {
-            if (req->nresources == BROKER_MAX_ITEMS)
-                return err_set(err, AZID_ERR_ARGUMENT, "more than %d resources in one request",
+        bool secret = strcmp(f->key, "secret") == 0;
+        if ((strcmp(f->key, "resource") == 0 && req->verb != BROKER_VERB_STATUS) ||
+            (secret && req->verb == BROKER_VERB_KEY)) {
+            if (req->nitems == BROKER_MAX_ITEMS)
+                return err_set(err, AZID_ERR_ARGUMENT,
+                               "more than %d resources and secrets in one request",
                                BROKER_MAX_ITEMS);
-            req->resources[req->nresources++] = f->value;
+            req->items[req->nitems++] = (struct broker_item){f->value, secret};
         } else if (strcmp(f->key, "user") == 0 && req->verb == BROKER_VERB_KEY) {
             if (req->user)
                 return err_set(err, AZID_ERR_ARGUMENT, "user= given twice");
@@ -167,9 +170,9 @@ static azid_status check_fields(struct broker_request *req, azid_error *err)
     }
     if (req->verb == BROKER_VERB_KEY && (!req->user || !have_uid))
         return err_set(err, AZID_ERR_ARGUMENT, "a key request needs user= and uid=");
-    if (req->verb == BROKER_VERB_KEY && req->nresources == 0)
-        return err_set(err, AZID_ERR_ARGUMENT, "a key request needs resource=");
-    if (req->verb == BROKER_VERB_TOKEN && req->nresources != 1)
+    if (req->verb == BROKER_VERB_KEY && req->nitems == 0)
+        return err_set(err, AZID_ERR_ARGUMENT, "a key request needs resource= or secret=");
+    if (req->verb == BROKER_VERB_TOKEN && req->nitems != 1)
         return err_set(err, AZID_ERR_ARGUMENT, "a token request names exactly one resource=");
     return AZID_OK;
 }
@@ -334,4 +337,49 @@ void broker_buf_message(struct broker_buf *b, const char *text)
 void broker_buf_end_line(struct broker_buf *b)
 {
     append(b, "\n", 1);
+}
+
+void broker_buf_field_hex(struct broker_buf *b, const char *key, const void *data,
+                          size_t length)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (length == 0) {
+        b->failed = true;
+        return;
+    }
+    append(b, " ", 1);
+    append(b, key, strlen(key));
+    append(b, "=", 1);
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = ((const unsigned char *)data)[i];
+        char pair[2] = {digits[c >> 4], digits[c & 15]};
+        append(b, pair, 2);
+    }
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool broker_hex_decode(const char *text, char **out, size_t *length)
+{
+    size_t n = strlen(text);
+    if (n == 0 || n % 2)
+        return false;
+    char *bytes = malloc(n / 2 + 1);
+    if (!bytes)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            wipe_free(bytes, n / 2 + 1);
+            return false;
+        }
+        bytes[i] = (char)(hi << 4 | lo);
+    }
+    bytes[n / 2] = '\0';
+    *out = bytes;
+    *length = n / 2;
+    return true;
 }

@@ -22,8 +22,9 @@
 
 #define BROKER_PROTO_VERSION "azid1"
 #define BROKER_MAX_REQUEST 8192
-/* One reply line: a token (at most 32 KB as a key) and its fields. */
-#define BROKER_MAX_LINE (40 * 1024)
+/* One reply line: a token, or a secret in hex (a key holds at most 32 KB),
+ * and its fields. */
+#define BROKER_MAX_LINE (72 * 1024)
 /* A whole reply (azid status lists every cache entry). */
 #define BROKER_MAX_REPLY (4 * 1024 * 1024)
 #define BROKER_MAX_FIELDS 48
@@ -75,8 +76,13 @@ struct broker_request {
     uint32_t uid;     /* key: that user's uid (required): root's caller already
                        * looked it up, and the broker's loop must not wait
                        * for the user database */
-    const char *resources[BROKER_MAX_ITEMS];
-    size_t nresources;
+    /* key: the resources (tokens) and secret URLs asked for, in order;
+     * token: one resource */
+    struct broker_item {
+        const char *target;
+        bool secret;
+    } items[BROKER_MAX_ITEMS];
+    size_t nitems;
     /* key: "name=value" settings (source, endpoint, identity, timeout),
      * pointers into line.fields */
     const struct broker_field *settings[BROKER_MAX_FIELDS];
@@ -127,6 +133,13 @@ void broker_buf_field_int(struct broker_buf *b, const char *key, int64_t value);
  * last field. */
 void broker_buf_message(struct broker_buf *b, const char *text);
 void broker_buf_end_line(struct broker_buf *b);
+
+/* Secret values are sent in hex (they may hold spaces and any byte).
+ * broker_hex_decode: the bytes in *out (malloc'ed, NUL-terminated; wipe
+ * after use), false when text is not even-length hex or no memory. */
+void broker_buf_field_hex(struct broker_buf *b, const char *key, const void *data,
+                          size_t length);
+bool broker_hex_decode(const char *text, char **out, size_t *length);
 
 
 #endif

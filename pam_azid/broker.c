@@ -21,7 +21,7 @@
 /* The request line: user, resources, and the settings that decide where
  * and as whom the token is asked for. */
 static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
-                          const char *const *resources, size_t nres,
+                          const azid_grant *const *items, size_t n,
                           azid_identity_kind identity, const char *identity_value,
                           struct broker_buf *req)
 {
@@ -29,8 +29,9 @@ static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
     broker_buf_word(req, "key");
     broker_buf_field(req, "user", pw->pw_name);
     broker_buf_field_int(req, "uid", pw->pw_uid);
-    for (size_t i = 0; i < nres; i++)
-        broker_buf_field(req, "resource", resources[i]);
+    for (size_t i = 0; i < n; i++)
+        broker_buf_field(req, items[i]->kind == AZID_GRANT_SECRET ? "secret" : "resource",
+                         items[i]->target);
     broker_buf_field(req, "source", azid_source_name(azid_config_source(ctx->config)));
     const char *endpoint = azid_config_endpoint(ctx->config);
     if (endpoint)
@@ -41,6 +42,8 @@ static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
     char seconds[32];
     snprintf(seconds, sizeof seconds, "%ld.%03ld", ms / 1000, ms % 1000);
     broker_buf_field(req, "timeout", seconds);
+    if (azid_config_ca_file(ctx->config))
+        broker_buf_field(req, "ca_file", azid_config_ca_file(ctx->config));
     broker_buf_end_line(req);
     return !req->failed;
 }
@@ -49,18 +52,22 @@ static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
 static void take_line(const struct module_ctx *ctx, const struct broker_line *line,
                       struct broker_result *out)
 {
-    const char *resource = broker_line_get(line, "resource");
+    const char *secret = broker_line_get(line, "secret");
+    const char *resource = secret ? secret : broker_line_get(line, "resource");
+    const char *what = secret ? "secret" : "token for";
+    const char *host = broker_line_get(line, "vault_host"), *name = broker_line_get(line, "name");
     int64_t serial = 0, expires_on = 0;
-    if (strcmp(line->word, "key") == 0 && resource &&
+    if (strcmp(line->word, "key") == 0 && resource && (!secret || (host && name)) &&
         broker_line_get_int(line, "serial", 1, INT32_MAX, &serial) &&
         broker_line_get_int(line, "expires_on", 0, INT64_MAX, &expires_on)) {
         azid_error err;
-        char *description = azid_key_description_token(resource);
+        char *description = secret ? azid_key_description_secret(host, name)
+                                   : azid_key_description_token(resource);
         azid_status st = description ? broker_link_key((int32_t)serial, description, &err)
                                      : AZID_ERR_NOMEM;
         free(description);
         if (st != AZID_OK) {
-            log_err(ctx, "no token for %s: %s", resource,
+            log_err(ctx, "no %s %s: %s", what, resource,
                     st == AZID_ERR_NOMEM ? "out of memory" : err.message);
             out->failed = true;
             return;
@@ -71,22 +78,27 @@ static void take_line(const struct module_ctx *ctx, const struct broker_line *li
         return;
     }
     const char *message = broker_line_get(line, "message");
-    log_err(ctx, "no token for %s: %s (from the broker)", resource ? resource : "?",
+    log_err(ctx, "no %s %s: %s (from the broker)", what, resource ? resource : "?",
             message ? message : "malformed reply");
     out->failed = true;
 }
 
 bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
-                         const char *const *resources, size_t nres, azid_identity_kind identity,
+                         const azid_grant *const *items, size_t n, azid_identity_kind identity,
                          const char *identity_value, struct broker_result *out)
 {
     const char *path = NULL;
     azid_config_broker(ctx->config, &path);
-    if (!path || nres == 0)
+    if (!path || n == 0)
         return false;
+    if (n > BROKER_MAX_ITEMS) {
+        log_debug(ctx, "more than %d grants for one identity: working in-process",
+                  BROKER_MAX_ITEMS);
+        return false;
+    }
     struct broker_buf req;
     broker_buf_init(&req, BROKER_MAX_REQUEST);
-    if (!build_request(ctx, pw, resources, nres, identity, identity_value, &req)) {
+    if (!build_request(ctx, pw, items, n, identity, identity_value, &req)) {
         log_debug(ctx, "the request does not fit the broker's protocol; working in-process");
         broker_buf_free(&req);
         return false;

@@ -51,12 +51,12 @@ struct broker_result {
     bool budget_spent;
 };
 struct passwd;
-/* Asks the broker (broker= setting) for the user's shared keys of
- * resources, fetched as identity, and links them into the session
- * keyring.  false when no broker answers: the caller works in-process,
+/* Asks the broker (broker= setting) for the user's shared keys of the
+ * tokens and secrets items grant, fetched as identity, and links them into
+ * the session keyring.  false when no broker answers: the caller works in-process,
  * with nearly all its budget left. */
 bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
-                         const char *const *resources, size_t nres, azid_identity_kind identity,
+                         const azid_grant *const *items, size_t n, azid_identity_kind identity,
                          const char *identity_value, struct broker_result *out);
 
 int session_open(struct module_ctx *ctx);

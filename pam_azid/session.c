@@ -209,34 +209,34 @@ static void fetch_as(struct fetch *f, const azid_grant *grants, size_t n, const 
         }
 }
 
-/* The tokens of one identity through the broker: they are then marked
- * brokered (the broker answered for them, key or failure).  false when no
- * broker answers: the module works alone from then on. */
+/* The tokens and secrets of one identity through the broker: they are
+ * then marked brokered (the broker answered for them, key or failure).
+ * false when no broker answers: the module works alone from then on. */
 static bool through_broker(struct fetch *f, const azid_grant *grants, size_t n,
                            const azid_grant *as)
 {
-    const char **resources = calloc(n, sizeof resources[0]);
+    const azid_grant **items = calloc(n, sizeof items[0]);
     int32_t *linked = calloc(n, sizeof linked[0]);
-    size_t nres = 0;
-    for (size_t i = 0; resources && i < n; i++)
-        if (grants[i].kind == AZID_GRANT_TOKEN && same_identity(&grants[i], as))
-            resources[nres++] = grants[i].target;
+    size_t nitems = 0;
+    for (size_t i = 0; items && i < n; i++)
+        if (same_identity(&grants[i], as))
+            items[nitems++] = &grants[i];
     struct broker_result br = {.serials = linked};
-    bool answered = resources && linked && nres &&
-                    broker_open_session(f->ctx, f->pw, resources, nres, as->identity,
+    bool answered = items && linked &&
+                    broker_open_session(f->ctx, f->pw, items, nitems, as->identity,
                                         as->identity_value, &br);
     if (answered) {
         for (size_t i = 0; i < br.nserials; i++)
             f->serials[f->nserials++] = (struct stored_key){br.serials[i], true};
         for (size_t i = 0; i < n; i++)
-            if (grants[i].kind == AZID_GRANT_TOKEN && same_identity(&grants[i], as))
+            if (same_identity(&grants[i], as))
                 f->brokered[i] = true;
         f->failed = f->failed || br.failed;
         f->stopped = f->stopped || br.budget_spent;
     }
-    free(resources);
+    free(items);
     free(linked);
-    return answered || nres == 0;
+    return answered;
 }
 
 /* With the client set up: the source (local checks only), the keyring

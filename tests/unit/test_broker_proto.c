@@ -33,8 +33,9 @@ static void test_key_request(void **state)
     assert_int_equal(req.verb, BROKER_VERB_KEY);
     assert_string_equal(req.user, "alice");
     assert_int_equal(req.uid, 1000);
-    assert_int_equal(req.nresources, 2);
-    assert_string_equal(req.resources[1], "https://management.azure.com/");
+    assert_int_equal(req.nitems, 2);
+    assert_string_equal(req.items[1].target, "https://management.azure.com/");
+    assert_false(req.items[1].secret);
     assert_int_equal(req.nsettings, 2);
     assert_string_equal(req.settings[0]->key, "client_id");
     assert_string_equal(req.settings[1]->value, "2.5");
@@ -79,7 +80,8 @@ static void test_malformed_requests(void **state)
         {"azid1 key user=a uid=4294967295 resource=a\n", "uid= is not a uid"},
         {"azid1 key user=a uid=1 uid=2 resource=a\n", "uid= given twice"},
         {"azid1 key user=a user=b uid=1 resource=a\n", "user= given twice"},
-        {"azid1 key user=a uid=1\n", "needs resource="},
+        {"azid1 key user=a uid=1\n", "needs resource= or secret="},
+        {"azid1 token secret=https://v.vault.azure.net/secrets/s\n", "secret= is not part of a token"},
         {"azid1 key user=a uid=1 resource=a timeout=1 timeout=2\n", "timeout= given twice"},
         {"azid1 key user=a uid=1 resource=a config=/tmp/x\n", "config= is not part of a key"},
         {"azid1 key user=a uid=1 resource=a message=hello world\n", "message= is not part of a key"},
@@ -116,7 +118,7 @@ static void test_malformed_requests(void **state)
         n += snprintf(many + n, sizeof many - (size_t)n, " resource=r%d", i);
     snprintf(many + n, sizeof many - (size_t)n, "\n");
     assert_int_equal(parse(many, &req, &err), AZID_ERR_ARGUMENT);
-    assert_non_null(strstr(err.message, "more than 32 resources"));
+    assert_non_null(strstr(err.message, "more than 32 resources and secrets"));
     broker_request_free(&req);
 }
 
