@@ -205,6 +205,25 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("requests=1 ", status)
         self.assertIn("served=25 ", status)
 
+    def test_many_tokens_at_once_stay_within_imds_limits(self):
+        # IMDS's limits enforced: 5 in flight, 20 a second, 429 beyond.
+        # 30 different tokens, each request taking 0.3 s, wanted at once.
+        self.emu = harness.Emulator(self.tmp, faults=["slow:0.3"] * 30, extra_args=["--limits"])
+        self.addCleanup(self.emu.stop)
+        self.broker = harness.Broker(self.tmp)
+        self.addCleanup(self.broker.stop)
+        resources = ["https://r%d.example/" % i for i in range(30)]
+        t = time.monotonic()
+        reply = self.key_request(resources=resources)
+        elapsed = time.monotonic() - t
+        self.assertEqual(reply.count("\nkey resource=") + reply.startswith("key resource="), 30, reply)
+        log = self.emu.requests()
+        self.assertEqual(len(log), 30)
+        self.assertEqual([e for e in log if e["status"] != 200], [], "none throttled")
+        # 5 at a time, 0.3 s each: at least 6 rounds.
+        self.assertGreater(elapsed, 1.5)
+        self.assertIn("requests=30 throttled=0 ", " ".join(self.broker.status()))
+
     def test_retry_after_holds_back_every_caller(self):
         self.start(faults=["429:retry-after=3"])
         line = "azid1 key user=nobody uid=65534 resource=%s endpoint=%s timeout=2\n"
