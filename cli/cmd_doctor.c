@@ -27,7 +27,8 @@ static const char help[] =
     "identity is assigned (it asks for a token for " AZID_DEFAULT_RESOURCE " and\n"
     "prints none), whether the config file is valid and safe for you, whether\n"
     "this session's keyring is usable, and whether each PAM stack that lists\n"
-    "pam_azid.so lists pam_keyinit.so before it, whether 'azid lockdown' is on and\n"
+    "pam_azid.so lists pam_keyinit.so before it, whether the broker (azidd)\n"
+    "answers, whether 'azid lockdown' is on and\n"
     "whom it lets through, and which processes of other users talk to the\n"
     "identity endpoint (it cuts them off).  Each line reads\n"
     "  ok|warn|FAIL  WHAT: DETAIL; WHAT TO DO\n"
@@ -250,6 +251,32 @@ static void check_keyring(struct doctor *d)
     }
 }
 
+/* Whether azidd answers where broker= says; without it logins still work,
+ * each asking the endpoint itself. */
+static void check_broker(struct doctor *d, const azid_config *config)
+{
+    const char *path = NULL;
+    if (azid_config_broker(config, &path) == AZID_BROKER_OFF) {
+        finding(d, FINDING_OK, "broker", "off (broker=off): each login asks the endpoint itself");
+        return;
+    }
+    azid_broker_counters c;
+    azid_error err = {0};
+    azid_status st = azid_broker_status(path, DOCTOR_TIMEOUT_MS, NULL, NULL, &c, &err);
+    if (st == AZID_OK)
+        finding(d, FINDING_OK, "broker",
+                "azidd answers at %s: %llu request(s) sent to the endpoint, %llu throttled, "
+                "%llu token(s) served ('azid status')",
+                path, (unsigned long long)c.requests, (unsigned long long)c.throttled,
+                (unsigned long long)c.served);
+    else
+        finding(d, FINDING_WARN, "broker",
+                "%s; logins work without it, each asking the endpoint itself (a burst can be "
+                "throttled, a dead endpoint costs every login its timeout): systemctl enable "
+                "--now azidd.socket",
+                err.message);
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     enum { OPT_CONFIG = 256, OPT_ENDPOINT, OPT_TIMEOUT, OPT_PAM_DIR }; /* long only */
@@ -331,6 +358,7 @@ int cmd_doctor(int argc, char **argv)
     else if (check_source(&d, client))
         check_identity(&d, client, config, config_path);
     check_keyring(&d);
+    check_broker(&d, config);
     doctor_check_pam(&d, pam_dir);
     doctor_check_lockdown(&d, config_path);
 

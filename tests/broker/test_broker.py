@@ -371,10 +371,18 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual([n["identity"] for n in status["negative"]], ["client_id=no-such-id"])
         self.assertEqual((status["requests"], status["served"], status["throttled"]), (2, 1, 0))
 
+        r = self.azid_as_nobody('"$AZID" doctor')
+        self.assertRegex(r.stdout, r"\nok    broker: azidd answers at /run/azid/azidd.sock: 2 request\(s\) sent to the "
+                                   r"endpoint, 0 throttled, 1 token\(s\) served")
+
         self.broker.stop()
         r = self.azid_as_nobody('"$AZID" status')
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("azid status: no broker answers at /run/azid/azidd.sock", r.stderr)
+        r = self.azid_as_nobody('"$AZID" doctor')
+        # It removed its socket on the way out.
+        self.assertIn("\nwarn  broker: no broker at /run/azid/azidd.sock: No such file or directory; logins "
+                      "work without it", r.stdout)
 
     # ---- bad input -------------------------------------------------------------
 
