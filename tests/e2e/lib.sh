@@ -217,26 +217,29 @@ EOF
     e2e_stage_cli
 }
 
-# The azid command for the test users.  libtool's wrapper in the build tree
-# is for the build's owner, so stage a real install of the library and the
-# command (make install-... DESTDIR=; the rest of `make install` is not
-# needed here) and, inside the namespace, lay its bin/ and lib/ over
-# /usr/local/bin and /usr/local/lib (read-only overlays) with a private
-# ld.so.cache: the users run `azid` from the default PATH exactly as after a
-# package install, with no LD_LIBRARY_PATH.
+# The azid command for the test users, and azidd.  libtool's wrappers in
+# the build tree are for the build's owner, so stage a real install of the
+# library and the programs (make install-... DESTDIR=; the rest of `make
+# install` is not needed here) and, inside the namespace, lay its bin/,
+# sbin/ and lib/ over /usr/local/bin, /usr/local/sbin and /usr/local/lib
+# (read-only overlays) with a private ld.so.cache: the users run `azid`
+# from the default PATH exactly as after a package install, with no
+# LD_LIBRARY_PATH.
 e2e_stage_cli() {
-    local bin lib
+    local bin sbin lib
     [ -x "$top_builddir/azid" ] || e2e_fail "$top_builddir/azid is not built; run make first"
     # A make of its own, not a job of the make check that may be running us.
     env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$top_builddir" install-libLTLIBRARIES install-binPROGRAMS \
-        DESTDIR="$E2E_TMP/stage" >"$E2E_TMP/stage.log" 2>&1 ||
+        install-sbinPROGRAMS DESTDIR="$E2E_TMP/stage" >"$E2E_TMP/stage.log" 2>&1 ||
         e2e_fail "staging azid into $E2E_TMP/stage failed: $(tail -n 5 "$E2E_TMP/stage.log")"
     bin=$(find "$E2E_TMP/stage" -path '*/bin/azid' -type f | head -n 1)
+    sbin=$(find "$E2E_TMP/stage" -path '*/sbin/azidd' -type f | head -n 1)
     lib=$(find "$E2E_TMP/stage" -name 'libazid.so.0' | head -n 1)
-    if [ -z "$bin" ] || [ -z "$lib" ]; then
-        e2e_fail "staging installed no bin/azid or libazid.so.0 (see $E2E_TMP/stage.log)"
+    if [ -z "$bin" ] || [ -z "$sbin" ] || [ -z "$lib" ]; then
+        e2e_fail "staging installed no bin/azid, sbin/azidd or libazid.so.0 (see $E2E_TMP/stage.log)"
     fi
     ln -s "$(dirname "$bin")" "$E2E_TMP/stage/bindir"
+    ln -s "$(dirname "$sbin")" "$E2E_TMP/stage/sbindir"
     ln -s "$(dirname "$lib")" "$E2E_TMP/stage/libdir"
 }
 
@@ -308,6 +311,7 @@ e2e_ns_up() {
 
     # The staged azid (see e2e_stage_cli).
     mount -t overlay -o "lowerdir=$E2E_TMP/stage/bindir:/usr/local/bin" e2e-bin /usr/local/bin
+    mount -t overlay -o "lowerdir=$E2E_TMP/stage/sbindir:/usr/local/sbin" e2e-sbin /usr/local/sbin
     mount -t overlay -o "lowerdir=$E2E_TMP/stage/libdir:/usr/local/lib" e2e-lib /usr/local/lib
     printf '/usr/local/lib\ninclude /etc/ld.so.conf\n' >"$E2E_TMP/ld.so.conf"
     ldconfig -X -f "$E2E_TMP/ld.so.conf" -C "$E2E_TMP/ld.so.cache"
@@ -414,6 +418,25 @@ e2e_start_sshd() {
         e2e_fail "sshd did not start listening: $(cat "$E2E_TMP/sshd.log")"
 }
 
+# Starts the broker as its unit does: /usr/local/sbin/azidd (staged) as
+# root with a service's bare environment, listening on the socket of SPEC
+# (/run/azid/azidd.sock, in this namespace's /run) and logging to syslog
+# ($E2E_TMP/syslog); its stderr goes to $E2E_TMP/azidd.log.  Returns once
+# it accepts connections (a killed one leaves its socket file behind).
+e2e_start_broker() {
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 /usr/local/sbin/azidd \
+        </dev/null >>"$E2E_TMP/azidd.log" 2>&1 &
+    E2E_BROKER_PID=$!
+    e2e_wait_for "$E2E_PYTHON" -c 'import socket; socket.socket(socket.AF_UNIX).connect("/run/azid/azidd.sock")' ||
+        e2e_fail "azidd did not listen on /run/azid/azidd.sock: $(tail -n 5 "$E2E_TMP/azidd.log")"
+}
+
+# Kills the broker (SIGKILL: no chance to clean up, as in a crash).
+e2e_kill_broker() {
+    kill -KILL "$E2E_BROKER_PID" 2>/dev/null || true
+    wait "$E2E_BROKER_PID" 2>/dev/null || true
+}
+
 # Black-holes the IMDS address (packets to it vanish, as off Azure or
 # with a dead endpoint) with nftables in this network namespace, and
 # restores it.
@@ -442,12 +465,15 @@ e2e_ssh() {
 # e2e_burst USER N DIR COMMAND: N (at most E2E_BURST_MAX) concurrent
 # logins of USER, all started at once; login I runs COMMAND with $1 = I,
 # its output goes to DIR/I.out and its exit status (e2e_ssh's) to DIR/I.rc.
-# Returns when every login has ended, each within E2E_SSH_LIMIT.
+# Returns when every login has ended, each within E2E_SSH_LIMIT.  The ssh
+# clients stand for other machines: they run at a low priority (nice 10), so
+# that the VM's side (sshd, PAM, the broker) gets the CPU it would have.
 e2e_burst() {
     local user=$1 n=$2 dir=$3 cmd=$4 i pids=()
     [ "$n" -le "$E2E_BURST_MAX" ] || e2e_fail "e2e_burst: $n logins is more than $E2E_BURST_MAX"
     for ((i = 1; i <= n; i++)); do
         (
+            renice -n 10 -p "$BASHPID" >/dev/null
             rc=0
             e2e_ssh "$user" "set -- $i; $cmd" >"$dir/$i.out" 2>&1 || rc=$?
             echo "$rc" >"$dir/$i.rc"
@@ -461,7 +487,7 @@ e2e_burst() {
 # a failure report.
 e2e_dump_logs() {
     local f
-    for f in sshd.log syslog imds.stderr keyvault.stderr keyvault.log; do
+    for f in sshd.log syslog azidd.log imds.stderr keyvault.stderr keyvault.log; do
         [ -s "$E2E_TMP/$f" ] || continue
         echo "---- $f"
         tail -n 40 "$E2E_TMP/$f"
@@ -470,6 +496,53 @@ e2e_dump_logs() {
         echo "---- IMDS emulator requests"
         e2e_logs show "$E2E_TMP/imds.log"
     fi
+}
+
+# Ends the inside run of a test script: 1, after the logs, when an
+# assertion failed; else 0.
+e2e_inside_end() {
+    if [ "$failures" -gt 0 ]; then
+        e2e_dump_logs
+        exit 1
+    fi
+    exit 0
+}
+
+# The host side of a test script: skips (77) without root or namespaces,
+# fails without one of the TOOLs, runs "$0 --inside" in namespaces made
+# with e2e_prepare RESOURCES ARGS, then checks that the run left nothing
+# on the host.  e2e_outside RESOURCES ARGS TOOL...
+e2e_outside() {
+    local resources=$1 args=$2 tool host_before start tmp rc=0 leftover
+    shift 2
+    if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: needs root (sshd, namespaces, bind mounts)"
+        exit 77
+    fi
+    if ! e2e_can_unshare; then
+        echo "SKIP: cannot create mount+network+PID namespaces here (unshare -m -n -p);" \
+            "not falling back to the host network"
+        exit 77
+    fi
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null ||
+            e2e_fail "$tool is missing (Debian: openssh-server openssh-client keyutils python3 util-linux nftables)"
+    done
+    host_before=$(e2e_host_state)
+
+    start=$EPOCHREALTIME
+    e2e_prepare "$resources" "$args"
+    tmp=$E2E_TMP
+    e2e_enter "$0" --inside || rc=$?
+
+    leftover=$(e2e_processes_naming "$tmp")
+    e2e_cleanup
+    ok "no process of the run is left on the host${leftover:+: $leftover}" [ -z "$leftover" ]
+    ok "the temp dir is removed" [ ! -e "$tmp" ]
+    ok "the host's /etc/pam.d, passwd, group, shadow, ssh, ld.so.cache, azid.conf are unchanged" \
+        [ "$(e2e_host_state)" = "$host_before" ]
+    echo "# total: $(e2e_elapsed_since "$start") s"
+    [ "$rc" = 0 ] && [ "$failures" = 0 ]
 }
 
 # Questions about the emulators' logs: tests/e2e/logs.py.

@@ -209,45 +209,11 @@ keyctl pipe $serial >\$o/stolen 2>\$o/stolen.err || echo \$? >\$o/steal_failed" 
 
     echo "# bob's login (two tokens and a secret fetched, keys read, logout): $login_time s;" \
         "off-Azure login: $off_time s; login with IMDS hanging (timeout=$TIMEOUT): $hang_time s"
-    if [ "$failures" -gt 0 ]; then
-        e2e_dump_logs
-        exit 1
-    fi
-    exit 0
+    e2e_inside_end
 }
 
 # ---- on the host -----------------------------------------------------------------
-outside() {
-    local tool host_before start tmp rc=0 leftover
-    if [ "$(id -u)" != 0 ]; then
-        echo "SKIP: needs root (sshd, namespaces, bind mounts)"
-        exit 77
-    fi
-    if ! e2e_can_unshare; then
-        echo "SKIP: cannot create mount+network+PID namespaces here (unshare -m -n -p);" \
-            "not falling back to the host network"
-        exit 77
-    fi
-    for tool in sshd ssh ssh-keygen keyctl python3 setpriv; do
-        command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null ||
-            e2e_fail "$tool is missing (Debian: openssh-server openssh-client keyutils python3 util-linux)"
-    done
-    host_before=$(e2e_host_state)
-
-    start=$EPOCHREALTIME
-    e2e_prepare "$R1 $R2" "timeout=$TIMEOUT debug"
-    tmp=$E2E_TMP
-    e2e_enter "$0" --inside || rc=$?
-
-    leftover=$(e2e_processes_naming "$tmp")
-    e2e_cleanup
-    ok "no process of the run is left on the host${leftover:+: $leftover}" [ -z "$leftover" ]
-    ok "the temp dir is removed" [ ! -e "$tmp" ]
-    ok "the host's /etc/pam.d, passwd, group, shadow, ssh, ld.so.cache are unchanged" \
-        [ "$(e2e_host_state)" = "$host_before" ]
-    echo "# total: $(e2e_elapsed_since "$start") s"
-    [ "$rc" = 0 ] && [ "$failures" = 0 ]
-}
+outside() { e2e_outside "$R1 $R2" "timeout=$TIMEOUT debug" sshd ssh ssh-keygen keyctl python3 setpriv; }
 
 # One top-level command, so that nothing after it can run by mistake (bash
 # resumes at the next top-level command after an expansion error).
