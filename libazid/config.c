@@ -122,6 +122,21 @@ void azid_config_free(azid_config *cfg)
 
 /* ---- arguments ----------------------------------------------------------------------- */
 
+/* Two identity selectors among the arguments would be two identities for
+ * the same grants. */
+static int identity_conflict(const azid_config *cfg, const struct option *option,
+                             const char *value, azid_error *err)
+{
+    const struct conf_entry *seen = policy_outside_identity(&cfg->args, NULL);
+    if (!seen || seen->option == option)
+        return 0;
+    err_set(err, AZID_ERR_ARGUMENT,
+            "%s=%.100s: conflicts with %s=%.100s given earlier; give at most one of client_id, "
+            "object_id, msi_res_id",
+            option->name, value, seen->option->name, seen->value.text);
+    return 1;
+}
+
 azid_status azid_config_apply_arg(azid_config *cfg, const char *arg, azid_error *err)
 {
     if (!cfg || !arg)
@@ -156,16 +171,9 @@ azid_status azid_config_apply_arg(azid_config *cfg, const char *arg, azid_error 
                        expect);
     if (st != AZID_OK)
         return err_nomem(err, "applying an argument");
-    if (option->type == OPT_IDENTITY) {
-        const struct conf_entry *seen = policy_outside_identity(&cfg->args, NULL);
-        if (seen && seen->option != option) {
-            err_set(err, AZID_ERR_ARGUMENT,
-                    "%s=%.100s: conflicts with %s=%.100s given earlier; give at most one of "
-                    "client_id, object_id, msi_res_id",
-                    option->name, value, seen->option->name, seen->value.text);
-            option_value_free(option, &v);
-            return AZID_ERR_ARGUMENT;
-        }
+    if (option->type == OPT_IDENTITY && identity_conflict(cfg, option, value, err)) {
+        option_value_free(option, &v);
+        return AZID_ERR_ARGUMENT;
     }
     if (conf_add(&cfg->args, option, &v, 0, -1) != AZID_OK)
         return err_nomem(err, "applying an argument");

@@ -26,6 +26,29 @@ static int grow(char **buf, size_t *size)
     return 0;
 }
 
+/* The user's primary and supplementary gids (*n of them); NULL when out
+ * of memory. */
+static gid_t *group_ids(const char *user, gid_t primary, int *n)
+{
+    gid_t *gids = NULL;
+    for (*n = 32;;) {
+        int want = *n;
+        gid_t *more = realloc(gids, (size_t)*n * sizeof *gids);
+        if (!more)
+            break;
+        gids = more;
+        if (getgrouplist(user, primary, gids, &want) >= 0) {
+            *n = want;
+            return gids;
+        }
+        *n = want > *n && want <= 65536 ? want : *n * 2;
+        if (*n > 65536)
+            break;
+    }
+    free(gids);
+    return NULL;
+}
+
 azid_status who_lookup_groups(struct who *who, azid_error *err)
 {
     char errbuf[128], doing[160];
@@ -55,23 +78,10 @@ azid_status who_lookup_groups(struct who *who, azid_error *err)
         return AZID_OK;
     }
 
-    int n = 32;
-    gid_t *gids = NULL;
-    for (;;) {
-        int want = n;
-        gid_t *more = realloc(gids, (size_t)n * sizeof *gids);
-        if (!more)
-            goto nomem;
-        gids = more;
-        if (getgrouplist(who->user, pw.pw_gid, gids, &want) >= 0) {
-            n = want;
-            break;
-        }
-        n = want > n && want <= 65536 ? want : n * 2;
-        if (n > 65536)
-            goto nomem;
-    }
-
+    int n;
+    gid_t *gids = group_ids(who->user, pw.pw_gid, &n);
+    if (!gids)
+        goto nomem;
     who->owned = calloc((size_t)n, sizeof *who->owned);
     if (!who->owned)
         goto nomem;
