@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT
  * azid lockdown on|off|status: nftables rules (table inet azid) that let
  * only root, the broker's user and the lockdown_allow entries of
- * /etc/azid.conf reach the identity endpoint 169.254.169.254:80.  Why the
- * nft command and not libnftables: lockdown_nft.c. */
+ * /etc/azid.conf reach the identity endpoint 169.254.169.254:80.
+ * They are applied with the nft command, not libnftables, so that the
+ * library is not loaded into every `azid token` run nor a dependency where
+ * nobody locks down, while nft -f still applies one kernel transaction
+ * (more in lockdown_nft.c). */
 #include "config.h"
 
 #include "azid.h"
