@@ -128,7 +128,7 @@ only_pam_sm_exported() {
 sets_nothing() { ! grep -q -v '^[[:space:]]*\(#\|$\)' "$1"; }
 
 root_phase() {
-    local ma start_ms debs=() p
+    local ma start_ms debs=() p rules_before
     ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
     start_ms=$(($(date +%s%N) / 1000000))
     check "no file named *azid* before the installation" test -z "$(azid_files)"
@@ -136,6 +136,7 @@ root_phase() {
     # time and is of no use in a root that is thrown away.
     rm -f /var/lib/man-db/auto-update
     for p in "${packages[@]}"; do debs+=("$inside/debs/${p}"_*.deb); done
+    rules_before=$(nft list ruleset 2>&1)
 
     # The network namespace has no route anywhere: apt can only use the
     # .debs and packages already installed.  (--no-download would say the
@@ -166,6 +167,16 @@ root_phase() {
     done
     check "man pam_azid finds the page" sh -c 'man -w pam_azid | grep -q pam_azid.8'
     check "azid --version names 0.1.0" sh -c 'azid --version | grep -q "0\.1\.0"'
+    check "azid-lockdown.service is shipped, in the azid package" \
+        sh -c "dpkg -L azid | grep -q '/systemd/system/azid-lockdown.service\$'"
+    check "azid-lockdown.service is disabled" \
+        sh -c '[ "$(systemctl is-enabled azid-lockdown.service 2>&1)" = disabled ]'
+    check "systemd-analyze verify accepts azid-lockdown.service" \
+        systemd-analyze verify --man=no azid-lockdown.service
+    check "no link enables azid-lockdown.service" \
+        test -z "$(find /etc/systemd/system -name azid-lockdown.service)"
+    check "installing changed no firewall rule (this namespace's ruleset)" \
+        test "$(nft list ruleset 2>&1)" = "$rules_before"
 
     check "but not in common-session-noninteractive (cron, sudo)" \
         sh -c '! grep -q pam_azid /etc/pam.d/common-session-noninteractive'
