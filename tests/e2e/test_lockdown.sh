@@ -293,11 +293,15 @@ EOF
     ok "forwarded: the container's connection is reset" ctr_refused
     t_ctr=$(e2e_elapsed_since "$t0")
     ok "forwarded: the reset comes at once: $t_ctr s (< $REFUSE_LIMIT s)" below "$t_ctr" "$REFUSE_LIMIT"
-    set_allow "@imdsusers,10.9.0.0/24"
+    set_allow "@imdsusers,10.9.0.77/24"
     lockdown on >/dev/null
-    ok "forwarded: with 10.9.0.0/24 in lockdown_allow the container is served" ctr_served
+    ok "forwarded: with 10.9.0.77/24 in lockdown_allow the container is served" ctr_served
     lockdown status >"$E2E_TMP/status"
-    ok "status names the allowed source" grep -qx 'forwarded traffic allowed from: 10.9.0.0/24' "$E2E_TMP/status"
+    ok "status names the allowed source as nft keeps it (10.9.0.0/24)" \
+        grep -qx 'forwarded traffic allowed from: 10.9.0.0/24' "$E2E_TMP/status"
+    lockdown status --json >"$E2E_TMP/status.json"
+    ok "status --json: the source, and the rules match the config" \
+        file_has "$E2E_TMP/status.json" '"allowed_sources":["10.9.0.0/24"],"config_applied":true}'
     set_allow "@imdsusers,10.9.0.3"
     lockdown on >/dev/null
     ok "forwarded: another address allowed, the container is refused again" ctr_refused
