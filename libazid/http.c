@@ -26,6 +26,7 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
 static enum { KEYLOG_OK, KEYLOG_REFUSED_SETID, KEYLOG_REFUSED_ROOT } curl_keylog;
 static int curl_openssl; /* libcurl's TLS backend is the OpenSSL we link */
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
 static int curl_pinned;
 
 /* Whether this process's environment may be someone else's: a set-id
@@ -61,13 +62,19 @@ static void openssl_load_system_config(void)
  *   attempts wait for the resolver instead.
  * - A process that runs many sessions (a display manager, a su loop) would
  *   otherwise load, relocate and initialise libcurl and its TLS libraries
- *   again at every pam_start: about 13 million instructions a session, 14
- *   times the rest of pam_azid's session (bench/REPORT.md). */
+ *   again at every pam_start, whether the session used them or not: about
+ *   13 million instructions a session, 14 times the rest of pam_azid's
+ *   session (bench/README.md). */
 static void pin_libcurl(void)
 {
     Dl_info info;
     if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
         curl_pinned = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+}
+
+void http_keep_loaded(void)
+{
+    pthread_once(&pin_once, pin_libcurl);
 }
 
 /* Never paired with curl_global_cleanup: the library may live in sshd or
@@ -86,7 +93,7 @@ static void curl_init_once(void)
         }
         openssl_load_system_config();
     }
-    pin_libcurl();
+    http_keep_loaded();
     /* Ignored by libcurl when it was initialised before, as the other
      * allocator functions then are. */
     if (wipe_alloc_pin()) {

@@ -40,6 +40,10 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
                          azid_error *err);
 void http_response_clear(struct http_response *resp);
 
+/* Keeps libcurl (and what it loaded) mapped for the rest of the process,
+ * whoever unloads the code that linked it; http_perform does it too. */
+void http_keep_loaded(void);
+
 /* Percent-encodes s (RFC 3986 unreserved characters kept).  malloc'ed;
  * NULL when out of memory. */
 char *http_escape(const char *s);

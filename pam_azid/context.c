@@ -8,6 +8,8 @@
 
 #include "module.h"
 
+#include "http.h"
+
 #include <security/pam_ext.h>
 #include <stddef.h>
 #include <string.h>
@@ -60,6 +62,9 @@ int ctx_run(pam_handle_t *pamh, int argc, const char **argv, bool report_argumen
             const char *function, int (*work)(struct module_ctx *ctx))
 {
     struct module_ctx ctx;
+    /* libpam maps this module, and libcurl with it, at every pam_start:
+     * keep libcurl whatever this session does (the broker, nothing). */
+    http_keep_loaded();
     int result = ctx_init(&ctx, pamh, argc, argv, !report_arguments);
     if (result == PAM_SUCCESS) {
         log_debug(&ctx, "%s: entry", function);

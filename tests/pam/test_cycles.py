@@ -43,13 +43,20 @@ class Cycles(unittest.TestCase):
         self.cycles(300)
         self.assertEqual(len(self.emu.requests()), 600)
 
+    def assert_libcurl_loaded_once(self, r, what):
+        loads = re.findall(r"file=libcurl\.so\.\d+ \[0\];  generating link map", r.stderr)
+        self.assertEqual(len(loads), 1, "libcurl was loaded %d times for 4 sessions %s" % (len(loads), what))
+
     def test_libcurl_loaded_once(self):
         # pam_end unloads the module; libcurl must stay (libazid pins it), or
         # every pam_start loads, relocates and initialises it and its TLS
         # libraries again: 13 million instructions a session.
-        r = self.cycles(4, prefix=["env", "LD_DEBUG=files"])
-        loads = re.findall(r"file=libcurl\.so\.\d+ \[0\];  generating link map", r.stderr)
-        self.assertEqual(len(loads), 1, "libcurl was loaded %d times for 4 sessions" % len(loads))
+        self.assert_libcurl_loaded_once(self.cycles(4, prefix=["env", "LD_DEBUG=files"]), "that fetched")
+        # Also when no session asked for a token (nothing granted; the
+        # broker answering is the same for libcurl: not called).
+        r = self.sandbox.run(["endpoint=" + self.emu.url], cycles=4, prefix=["env", "LD_DEBUG=files"])
+        self.assertEqual(r.steps.get("open_session[%s]" % pamtest.IGNORED), "4", r)
+        self.assert_libcurl_loaded_once(r, "granted nothing")
 
     def valgrind(self, n):
         """Runs n cycles under valgrind; returns its report."""
