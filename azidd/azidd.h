@@ -44,6 +44,10 @@ void log_msg(int priority, const char *fmt, ...) AZIDD_PRINTF(2, 3);
  * request line on stdin, asks the endpoint, writes the reply on stdout. */
 int fetcher_main(void);
 
+/* What the fetcher runs: azidd itself, by the absolute path it was started
+ * with (under valgrind /proc/self/exe is valgrind), else /proc/self/exe. */
+extern const char *fetcher_program;
+
 struct fetch_child {
     pid_t pid;
     int fd; /* its stdin and stdout (a socketpair) */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * The fetcher: every request to the identity endpoint, and every parse of
  * what it answers, happens in a child that azidd forks and re-executes
- * (/proc/self/exe --fetcher) so that it starts with none of the broker's
+ * (azidd --fetcher) so that it starts with none of the broker's
  * memory (other users' tokens), then drops to `_azid` when that account
  * exists, else stays uid 0 with every capability gone; no_new_privs either
  * way.  It reads one request line on stdin and writes its reply on
@@ -193,6 +193,8 @@ int fetcher_main(void)
 
 /* ---- in the broker ---------------------------------------------------------- */
 
+const char *fetcher_program = "/proc/self/exe";
+
 bool fetch_start(struct fetch_child *child, const char *request, size_t length,
                  int64_t kill_at)
 {
@@ -224,7 +226,7 @@ bool fetch_start(struct fetch_child *child, const char *request, size_t length,
             dup2(devnull, STDERR_FILENO);
         closefrom(STDERR_FILENO + 1);
         char *argv[] = {(char *)"azidd", (char *)"--fetcher", NULL};
-        execv("/proc/self/exe", argv);
+        execv(fetcher_program, argv);
         _exit(127);
     }
     close(sv[1]);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <grp.h>
 #include <poll.h>
@@ -615,6 +616,9 @@ int main(int argc, char **argv)
         return 2;
     }
     openlog("azidd", LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
+    static char self[PATH_MAX];
+    if (argv[0][0] == '/' && realpath(argv[0], self))
+        fetcher_program = self;
     if (geteuid() != 0) {
         log_msg(LOG_ERR, "azidd runs as root (it owns the users' shared keys and starts "
                          "unprivileged fetchers); it was started as uid %u",
