@@ -52,6 +52,20 @@ done
 """
 
 
+# AZID_PAM_VALGRIND=1 (scripts/check's valgrind stage) runs every pam_run
+# under valgrind's memcheck; a run with an error or a leak fails its test.
+# Runs that preload a shim or install a seccomp filter are left out: both
+# replace what valgrind itself relies on.
+VALGRIND = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+            "--track-fds=no", "--num-callers=30"]
+
+
+def valgrind_wanted(prefix, deny_keys, deny_uid_restore):
+    return (os.environ.get("AZID_PAM_VALGRIND") == "1" and not deny_keys and not deny_uid_restore
+            and not any("LD_PRELOAD=" in p or p == "valgrind" for p in prefix))
+
+
 def module_path():
     return os.environ.get("PAM_AZID_MODULE") or os.path.join(harness.top_builddir, ".libs", "pam_azid.so")
 
@@ -217,7 +231,10 @@ class Sandbox:
                 f.write("No Asset Tag\n")
             setup.append('mount --bind "$T/asset_tag" /sys/class/dmi/id/chassis_asset_tag')
         setup.append('exec "$@"')
-        argv = list(prefix) + [pam_run_path(), "--confdir", self.confdir, "--user", user]
+        memcheck = valgrind_wanted(prefix, deny_keys, deny_uid_restore)
+        vg_log = os.path.join(self.tmp, "valgrind.log")
+        argv = list(prefix) + (VALGRIND + ["--log-file=" + vg_log] if memcheck else []) + \
+            [pam_run_path(), "--confdir", self.confdir, "--user", user]
         if during and not cycles:
             argv += ["--during", during]
         if after:
@@ -252,4 +269,10 @@ class Sandbox:
                 logs.append((SEVERITY[pri & 7], m.group(3)))
         result = Result(proc, logs, elapsed)
         result.all_logs = all_logs
+        if memcheck:
+            with open(vg_log) as f:
+                report = f.read()
+            os.unlink(vg_log)
+            if proc.returncode == 99 or "ERROR SUMMARY: 0 errors" not in report and report.strip():
+                raise AssertionError("valgrind memcheck found errors in pam_run:\n" + report)
         return result
