@@ -37,11 +37,17 @@
 
 /* ---- in the child ---------------------------------------------------------- */
 
-static bool drop_capabilities(void)
+/* Needs CAP_SETPCAP: before the switch to the fetcher's user. */
+static bool drop_bounding_set(void)
 {
     for (int cap = 0; cap <= 63; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
             return false;
+    return true;
+}
+
+static bool drop_capabilities(void)
+{
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
@@ -60,6 +66,10 @@ static bool drop_privileges(char *why, size_t size)
     /* A fresh anonymous session keyring: the fetcher reaches no key. */
     if (keyctl_join_session_keyring(NULL) < 0) {
         snprintf(why, size, "joining an empty session keyring: %s", strerror(errno));
+        return false;
+    }
+    if (!drop_bounding_set()) {
+        snprintf(why, size, "dropping the capability bounding set: %s", strerror(errno));
         return false;
     }
     struct passwd *pw = getpwnam(FETCHER_USER);
