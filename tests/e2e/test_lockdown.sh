@@ -135,7 +135,7 @@ ctr_refused() {
 }
 
 inside() {
-    local t0 t_tcp t_fetch t_ctr r1 r2 keep u o bob_agent alice_agent
+    local t0 t_tcp t_fetch t_ctr r1 r2 keep u o before azidd_pid bob_agent alice_agent
     trap 'echo "FAIL - unexpected error at line $LINENO"; e2e_dump_logs' ERR
     e2e_ns_up
     e2e_start_emulator
@@ -215,6 +215,27 @@ EOF
     ok "dave (granted nothing): his login stored no token" grep -qx no-key "$o/key"
     ok "dave's azid token has nothing (exit 1)" bash -c '[ "$(cat "$0/token.rc")" = 1 ] && [ ! -s "$0/token" ]' "$o"
     ok "dave cannot ask IMDS himself either" grep -q 'Connection refused' "$o/tcp"
+
+    # The broker: its fetcher runs as _azid, which the lockdown lets through.
+    "$top_builddir/azidd/azidd" --stderr 2>"$E2E_TMP/azidd.log" &
+    azidd_pid=$!
+    e2e_wait_for test -S /run/azid/azidd.sock || e2e_fail "azidd did not start: $(cat "$E2E_TMP/azidd.log")"
+    before=$(e2e_logs count "$E2E_EMU_LOG" issued)
+    o=$E2E_TMP/out/login-bob
+    e2e_ssh bob "keyctl pipe '%user:azid:token:$R1' >$o/broker-key
+        keyctl invalidate \$(keyctl search @s user 'azid:token:$R1')
+        azid token '$R1' >$o/broker-token 2>$o/broker-token.err" || true
+    ok "with the broker, bob's login stored a token IMDS issued" \
+        e2e_logs issued "$E2E_EMU_LOG" "$R1" "$o/broker-key"
+    ok "the broker asked IMDS through the lockdown (as _azid)" \
+        [ "$(e2e_logs count "$E2E_EMU_LOG" issued)" -gt "$before" ]
+    ok "bob's key gone, azid token gets the token from the broker" \
+        cmp -s "$o/broker-token" <(cat "$o/broker-key"; echo)
+    o=$E2E_TMP/out/login-dave
+    e2e_ssh dave "azid token '$R1' >$o/broker-token 2>$o/broker-token.err; echo \$? >$o/broker-token.rc" || true
+    ok "with the broker, dave (granted nothing) still gets nothing" \
+        bash -c '[ "$(cat "$0/broker-token.rc")" = 1 ] && [ ! -s "$0/broker-token" ]' "$o"
+    kill "$azidd_pid"
     doctor
     ok "doctor, on: says lockdown is on, with the allowed uids" \
         grep -q "^ok *lockdown: on: 169.254.169.254:80 answers only uids 0 (root), $(id -u alice) (alice)" "$E2E_TMP/doctor"
@@ -346,7 +367,7 @@ outside() {
     E2E_USERS="alice bob dave"
     e2e_prepare "" ""
     # What each user gets is the config file's (set_allow), no Key Vault.
-    sed -i 's| secret=[^ ]*||' "$E2E_TMP/pam.d/sshd"
+    sed -i 's| secret=[^ ]*|| ; s| ca_file=[^ ]*||' "$E2E_TMP/pam.d/sshd"
     # The broker's user, a user in a lockdown_allow @group, nobody's group.
     printf 'imdsusers:x:%s:carol\n' "$(e2e_free_id 62190)" >>"$E2E_TMP/etc/group"
     for u in _azid carol; do
