@@ -277,7 +277,14 @@ static void check_broker(struct doctor *d, const azid_config *config)
                 err.message);
 }
 
-int cmd_doctor(int argc, char **argv)
+struct doctor_args {
+    const char *config_path, *endpoint, *pam_dir;
+    long timeout_ms;
+    int config_given;
+};
+
+/* -1 when parsed; otherwise the exit code (help shown or usage error). */
+static int parse_doctor_args(int argc, char **argv, struct doctor_args *a)
 {
     enum { OPT_CONFIG = 256, OPT_ENDPOINT, OPT_TIMEOUT, OPT_PAM_DIR }; /* long only */
     static const struct option options[] = {
@@ -288,25 +295,23 @@ int cmd_doctor(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = AZID_CONFIG_PATH, *endpoint = NULL, *pam_dir = PAM_DIR;
-    long timeout_ms = DOCTOR_TIMEOUT_MS;
-    int c, config_given = 0;
+    int c;
     while ((c = next_option(argc, argv, options)) != -1) {
         switch (c) {
         case OPT_CONFIG:
-            config_path = optarg;
-            config_given = 1;
+            a->config_path = optarg;
+            a->config_given = 1;
             break;
         case OPT_ENDPOINT:
-            endpoint = optarg;
+            a->endpoint = optarg;
             break;
         case OPT_TIMEOUT:
-            if ((timeout_ms = parse_seconds_ms(optarg)) < 0)
+            if ((a->timeout_ms = parse_seconds_ms(optarg)) < 0)
                 return usage_error("doctor", "--timeout wants seconds (0 < S <= 300), not '%s'",
                                    optarg);
             break;
         case OPT_PAM_DIR:
-            pam_dir = optarg;
+            a->pam_dir = optarg;
             break;
         case 'h':
             return print_help("doctor", help);
@@ -316,6 +321,18 @@ int cmd_doctor(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("doctor", "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+    struct doctor_args a = {AZID_CONFIG_PATH, NULL, PAM_DIR, DOCTOR_TIMEOUT_MS, 0};
+    int rc = parse_doctor_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    const char *config_path = a.config_path, *endpoint = a.endpoint, *pam_dir = a.pam_dir;
+    long timeout_ms = a.timeout_ms;
+    int config_given = a.config_given;
 
     azid_config *config = azid_config_new();
     azid_error config_err = {0}, err = {0};
@@ -364,6 +381,6 @@ int cmd_doctor(int argc, char **argv)
 
     azid_client_free(client);
     azid_config_free(config);
-    int rc = finish_stdout("doctor");
+    rc = finish_stdout("doctor");
     return rc != EXIT_OK ? rc : d.failures ? EXIT_FAIL : EXIT_OK;
 }

@@ -302,6 +302,51 @@ static azid_status fail_final(azid_client *c, const struct client_call *call,
                         hint ? hint : "");
 }
 
+/* One attempt with what is left of the budget. */
+static azid_status attempt_once(const azid_client *c, const struct client_call *call,
+                                const char *url, const char *const *headers, long remaining,
+                                struct http_response *resp, azid_error *aerr)
+{
+    long attempt_ms = retry_attempt_timeout_ms(c->timeout_ms, remaining);
+    struct http_request req = {
+        .method = call->method,
+        .url = url,
+        .headers = headers,
+        .body = call->body,
+        .ca_file = c->ca_file,
+        .connect_timeout_ms = attempt_ms < RETRY_CONNECT_TIMEOUT_MS ? attempt_ms
+                                                                    : RETRY_CONNECT_TIMEOUT_MS,
+        .timeout_ms = attempt_ms,
+        .max_body = call->max_body,
+    };
+    err_clear(aerr);
+    http_response_clear(resp);
+    return http_perform(&req, resp, aerr);
+}
+
+/* Records an attempt that brought no 2xx into f: 1 when it may be
+ * retried, 0 when not, -1 when it failed in a way no retry changes (aerr
+ * says how). */
+static int note_failure(const struct client_call *call, azid_status st,
+                        const struct http_response *resp, const azid_error *aerr,
+                        struct failure *f)
+{
+    memset(f, 0, sizeof *f);
+    f->retry_after_ms = -1;
+    if (st == AZID_OK) {
+        f->status = resp->status;
+        f->retry_after_ms = resp->retry_after_ms;
+        token_describe_error(resp->body, resp->length, f->text, sizeof f->text);
+        return call->retryable ? call->retryable(f->status) : retry_status_retryable(f->status);
+    }
+    if (st != AZID_ERR_TIMEOUT && st != AZID_ERR_UNREACHABLE)
+        return -1;
+    f->transport = st;
+    memcpy(f->text, aerr->message, sizeof f->text - 1); /* cut to fit */
+    f->text[sizeof f->text - 1] = '\0';
+    return 1;
+}
+
 azid_status client_perform(azid_client *c, const struct client_call *call,
                            struct http_response *resp, azid_error *err)
 {
@@ -329,68 +374,42 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
                      call->label, call->url, (double)c->timeout_ms / 1000);
         goto out;
     }
-    struct failure f;
     for (int attempts = 1;; attempts++) {
         int64_t attempt_epoch = (int64_t)time(NULL);
-        long attempt_ms = retry_attempt_timeout_ms(c->timeout_ms, remaining);
-        struct http_request req = {
-            .method = call->method,
-            .url = full,
-            .headers = headers,
-            .body = call->body,
-            .ca_file = c->ca_file,
-            .connect_timeout_ms = attempt_ms < RETRY_CONNECT_TIMEOUT_MS ? attempt_ms
-                                                                        : RETRY_CONNECT_TIMEOUT_MS,
-            .timeout_ms = attempt_ms,
-            .max_body = call->max_body,
-        };
         azid_error aerr;
-        err_clear(&aerr);
-        http_response_clear(resp);
-        st = http_perform(&req, resp, &aerr);
-        memset(&f, 0, sizeof f);
-        f.retry_after_ms = -1;
+        struct failure f;
+        st = attempt_once(c, call, full, headers, remaining, resp, &aerr);
         if (st == AZID_OK && resp->status >= 200 && resp->status <= 299)
-            goto out;
+            break;
         if (st == AZID_OK && resp->status == 401 && call->on_401 && !answer) {
-            st = call->on_401(resp, attempt_epoch, &answer, &aerr);
-            if (st != AZID_OK) {
+            /* The challenge's answer is not a retry: no backoff. */
+            if ((st = call->on_401(resp, attempt_epoch, &answer, &aerr)) != AZID_OK) {
                 err_set_http(err, st, 401, "%s %s: %s", call->label, call->url, aerr.message);
-                goto out;
+                break;
             }
             headers[n_headers++] = answer;
             headers[n_headers] = NULL;
-            remaining = client_remaining_ms(c);
-            if (remaining > 0)
-                continue; /* the challenge's answer is not a retry: no backoff */
+            if ((remaining = client_remaining_ms(c)) > 0)
+                continue;
+            memset(&f, 0, sizeof f);
             f.transport = AZID_ERR_TIMEOUT;
             snprintf(f.text, sizeof f.text, "the %s challenge used up the budget", call->label);
             st = fail_final(c, call, &f, RETRY_STOP_BUDGET, attempts, err);
-            goto out;
+            break;
         }
-        int retryable;
-        if (st == AZID_OK) {
-            f.status = resp->status;
-            f.retry_after_ms = resp->retry_after_ms;
-            c->retry_after_ms = resp->retry_after_ms;
-            token_describe_error(resp->body, resp->length, f.text, sizeof f.text);
-            retryable = call->retryable ? call->retryable(f.status)
-                                        : retry_status_retryable(f.status);
-        } else if (st == AZID_ERR_TIMEOUT || st == AZID_ERR_UNREACHABLE) {
-            f.transport = st;
-            memcpy(f.text, aerr.message, sizeof f.text - 1);
-            f.text[sizeof f.text - 1] = '\0';
-            retryable = 1;
-        } else {
+        int retryable = note_failure(call, st, resp, &aerr, &f);
+        if (st == AZID_OK)
+            c->retry_after_ms = resp->retry_after_ms; /* the broker holds back for it */
+        if (retryable < 0) {
             err_set_http(err, st, resp->status, "%s %s: %s", call->label, call->url,
                          aerr.message);
-            goto out;
+            break;
         }
-        remaining = client_remaining_ms(c);
-        struct retry_decision d = retry_decide(attempts, retryable, f.retry_after_ms, remaining);
+        struct retry_decision d =
+            retry_decide(attempts, retryable, f.retry_after_ms, client_remaining_ms(c));
         if (d.verdict != RETRY_AGAIN) {
             st = fail_final(c, call, &f, d.verdict, attempts, err);
-            goto out;
+            break;
         }
         sleep_ms(d.delay_ms);
         remaining = client_remaining_ms(c);
