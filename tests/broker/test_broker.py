@@ -95,6 +95,7 @@ class BrokerTest(unittest.TestCase):
 
     def test_login_links_the_shared_key_and_a_second_login_makes_no_request(self):
         self.start()
+        self.assertEqual(os.stat(self.broker.socket).st_mode & 0o7777, 0o666, "anyone may ask")
         os.makedirs(os.path.join(self.tmp, "pam"))
         box = self.sandbox()
         first = box.run(self.pam_args())
@@ -183,6 +184,40 @@ class BrokerTest(unittest.TestCase):
         self.assertGreaterEqual(len(tokens), 2, "refreshed")
         self.assertEqual(values[1], tokens[1], "the session's key holds the refreshed token")
         self.assertTrue(any("new token for " + VAULT in l for l in self.broker.log()))
+
+    def test_socket_activation_as_azidd_socket_does_it(self):
+        tool = "/usr/bin/systemd-socket-activate"
+        if not os.access(tool, os.X_OK):
+            self.skipTest("systemd-socket-activate is not installed")
+        self.emu = harness.Emulator(self.tmp)
+        self.addCleanup(self.emu.stop)
+        path = os.path.join(self.tmp, "activated.sock")
+        err = open(os.path.join(self.tmp, "activated.err"), "w")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen([tool, "-l", path, os.path.join(harness.top_builddir, "azidd", "azidd"),
+                                 "--config", os.path.join(self.tmp, "none.conf"), "--stderr"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The first connection starts azidd, which takes the socket passed.
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(20)
+        s.connect(path)
+        s.sendall(("azid1 key user=nobody uid=%d resource=%s endpoint=%s timeout=5\n"
+                   % (NOBODY, VAULT, self.emu.url)).encode())
+        out = b""
+        while not out.endswith(b"end\n"):
+            data = s.recv(65536)
+            if not data:
+                break
+            out += data
+        s.close()
+        self.assertIn(b"key resource=%s serial=" % VAULT.encode(), out)
+        with open(err.name) as f:
+            self.assertIn("listening on the socket systemd passed", f.read())
 
     # ---- the cache ---------------------------------------------------------
 
