@@ -89,6 +89,17 @@ def wait_for_file(path, timeout=10.0, proc=None):
     raise TimeoutError("%s did not appear within %.1f s" % (path, timeout))
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 5 s; waits for it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Emulator:
     """Runs tests/emulator/imds.py on a free port.
 
@@ -137,13 +148,7 @@ class Emulator:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._stderr.close()
 
     def log(self):
@@ -243,13 +248,7 @@ class Broker:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._stderr.close()
 
 
