@@ -305,15 +305,18 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(sum("callers get this failure from the negative cache" in l
                              for l in self.broker.log()), 1)
 
-    def test_the_fetcher_runs_without_capabilities(self):
-        self.start(faults=["slow:2"])
+    def fetcher_status(self):
+        """/proc/PID/status of the fetcher of a key request (the emulator
+        must answer slowly), as a dict."""
         t = threading.Thread(target=self.key_request)
         t.start()
+        # unshare and sh exec azidd: the harness's process is the broker.
         status = None
         deadline = time.monotonic() + 5
         while status is None and time.monotonic() < deadline:
-            with open("/proc/%d/task/%d/children" % (self.broker.proc.pid, self.broker.proc.pid)) as f:
-                children = f.read().split()
+            r = subprocess.run(["pgrep", "-P", str(self.broker.proc.pid), "-x", "azidd-fetcher"],
+                               capture_output=True, text=True)
+            children = r.stdout.split()
             for pid in children:
                 try:
                     with open("/proc/%s/status" % pid) as f:
@@ -325,7 +328,37 @@ class BrokerTest(unittest.TestCase):
             time.sleep(0.05)
         t.join()
         self.assertIsNotNone(status, "saw the fetcher")
-        fields = dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+        return dict(l.split(":\t", 1) for l in status.splitlines() if ":\t" in l)
+
+    def test_the_fetcher_runs_without_capabilities(self):
+        self.start(faults=["slow:2"])
+        fields = self.fetcher_status()
+        self.assertEqual(fields["Uid"].split(), ["0"] * 4, "no _azid here: uid 0")
+        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            self.assertEqual(int(fields[cap], 16), 0, "%s: %s" % (cap, fields[cap]))
+        self.assertEqual(fields["NoNewPrivs"].strip(), "1")
+
+    def test_the_fetcher_runs_as__azid_when_that_account_exists(self):
+        # A private mount namespace whose user database has _azid, as the
+        # Debian package makes it.
+        etc = os.path.join(self.tmp, "etc")
+        os.makedirs(etc)
+        for name, line in (("passwd", "_azid:x:61999:61999::/nonexistent:/usr/sbin/nologin"),
+                           ("group", "_azid:x:61999:")):
+            with open("/etc/" + name) as f:
+                text = f.read()
+            with open(os.path.join(etc, name), "w") as f:
+                f.write(text + line + "\n")
+        self.emu = harness.Emulator(self.tmp, faults=["slow:2"])
+        self.addCleanup(self.emu.stop)
+        prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  'mount --bind "$0/passwd" /etc/passwd && mount --bind "$0/group" /etc/group && exec "$@"', etc]
+        self.broker = harness.Broker(self.tmp, argv_prefix=prefix)
+        self.addCleanup(self.broker.stop)
+        fields = self.fetcher_status()
+        self.assertEqual(fields["Uid"].split(), ["61999"] * 4)
+        self.assertEqual(fields["Gid"].split(), ["61999"] * 4)
+        self.assertEqual(fields["Groups"].strip(), "")
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             self.assertEqual(int(fields[cap], 16), 0, "%s: %s" % (cap, fields[cap]))
         self.assertEqual(fields["NoNewPrivs"].strip(), "1")
