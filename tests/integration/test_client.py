@@ -182,6 +182,39 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.lib.azid_client_endpoint(self.client), b"http://127.0.0.1:9/metadata/identity/oauth2/token")
 
 
+class FreedMemoryTest(unittest.TestCase):
+    """`azid fetch` (libazid.so) with tests/pam/free_scan.c preloaded: no
+    heap block freed while the token was fetched, parsed and printed holds
+    it (libcurl's buffers, jansson's strings, libazid's own).  Not in the
+    ASan stage: the sanitizer's runtime must come first."""
+
+    def test_no_unwiped_token_in_freed_memory(self):
+        shim = os.path.join(harness.top_builddir, "tests", "pam", ".libs", "free_scan.so")
+        if not os.path.exists(shim):
+            self.skipTest("%s not built" % shim)
+        token = "eyJ0eXAiOiJKV1QifQ.cli-freescan-" + os.urandom(24).hex()
+        with harness.TempDir() as tmp:
+            log = os.path.join(tmp, "scan.log")
+            with harness.Emulator(tmp, faults=['field:access_token="%s"' % token]) as emu:
+                for extra in ([], ["--json"]):
+                    emu.set_faults(['field:access_token="%s"' % token])
+                    # The program itself, not libtool's wrapper: a shell
+                    # would copy the environment, which names the token.
+                    r = harness.run([os.path.join(harness.top_builddir, ".libs", "azid"), "fetch",
+                                     "--endpoint", emu.url] + extra,
+                                    env={"LD_PRELOAD": shim, "AZID_FREE_SCAN": token,
+                                         "AZID_FREE_SCAN_LOG": log,
+                                         "LD_LIBRARY_PATH": os.path.join(harness.top_builddir, ".libs")})
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn(token, r.stdout)
+            with open(log) as f:
+                lines = f.read().splitlines()
+        scanned = [l for l in lines if l.startswith("scanned ")]
+        self.assertEqual(len(scanned), 2, lines)
+        self.assertTrue(all(int(l.split()[1]) > 500 for l in scanned), lines)
+        self.assertEqual([l for l in lines if l.startswith("copy of value")], [])
+
+
 class SetuidTest(unittest.TestCase):
     """libazid inside a set-user-id program (su is one): the caller's
     environment must not steer libcurl."""
