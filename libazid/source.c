@@ -273,6 +273,17 @@ char *source_token_query(const char *api_version, const char *resource,
     return q.text;
 }
 
+azid_status source_build_get(struct source_request *req, const char *api_version,
+                             const char *resource, const char *const *selectors,
+                             azid_identity_kind kind, const char *id, azid_error *err)
+{
+    req->method = HTTP_GET;
+    req->metadata = 1;
+    const char *selector = selectors && kind != AZID_IDENTITY_SYSTEM ? selectors[kind] : NULL;
+    req->query = source_token_query(api_version, resource, selector, id);
+    return req->query ? AZID_OK : err_nomem(err, "building the token request");
+}
+
 /* ---- endpoint syntax ------------------------------------------------------------ */
 
 #define HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"

@@ -167,6 +167,13 @@ azid_status source_check_base_url(const char *url, azid_error *err);
 char *source_token_query(const char *api_version, const char *resource,
                          const char *selector_name, const char *selector_value);
 
+/* The request of the IMDS-like sources: a GET with "Metadata: true" and
+ * the query ?api-version=...&resource=...[&<selector>=<id>], where
+ * selectors[kind] names the identity's parameter (selectors NULL: none). */
+azid_status source_build_get(struct source_request *req, const char *api_version,
+                             const char *resource, const char *const *selectors,
+                             azid_identity_kind kind, const char *id, azid_error *err);
+
 /* A form body or query being built: grows by copying and wiping, since it
  * may hold a credential. */
 struct source_params {

@@ -46,13 +46,11 @@ static azid_status appservice_build(const struct source_config *cfg, const char 
                                     azid_identity_kind kind, const char *id,
                                     struct source_request *req, azid_error *err)
 {
-    req->method = HTTP_GET;
-    req->metadata = 1;
-    req->query = source_token_query("2019-08-01", resource,
-                                    kind == AZID_IDENTITY_SYSTEM ? NULL : appservice_selectors[kind],
-                                    id);
-    req->header = source_header("X-IDENTITY-HEADER", cfg->identity_header);
-    return req->query && req->header ? AZID_OK : err_nomem(err, "building the token request");
+    azid_status st = source_build_get(req, "2019-08-01", resource, appservice_selectors, kind, id,
+                                      err);
+    if (st == AZID_OK && !(req->header = source_header("X-IDENTITY-HEADER", cfg->identity_header)))
+        st = err_nomem(err, "building the token request");
+    return st;
 }
 
 const struct source source_appservice = {

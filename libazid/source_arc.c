@@ -59,12 +59,7 @@ static azid_status arc_build(const struct source_config *cfg, const char *resour
                              azid_error *err)
 {
     (void)cfg;
-    (void)kind;
-    (void)id;
-    req->method = HTTP_GET;
-    req->metadata = 1;
-    req->query = source_token_query("2019-11-01", resource, NULL, NULL);
-    return req->query ? AZID_OK : err_nomem(err, "building the token request");
+    return source_build_get(req, "2019-11-01", resource, NULL, kind, id, err);
 }
 
 /* The himds user's uid, or (uid_t)-1 when there is none. */

@@ -45,11 +45,7 @@ static azid_status imds_build(const struct source_config *cfg, const char *resou
                               struct source_request *req, azid_error *err)
 {
     (void)cfg;
-    req->method = HTTP_GET;
-    req->metadata = 1;
-    req->query = source_token_query("2018-02-01", resource,
-                                    kind == AZID_IDENTITY_SYSTEM ? NULL : imds_selectors[kind], id);
-    return req->query ? AZID_OK : err_nomem(err, "building the token request");
+    return source_build_get(req, "2018-02-01", resource, imds_selectors, kind, id, err);
 }
 
 const struct source source_imds = {
