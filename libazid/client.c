@@ -110,7 +110,7 @@ azid_status azid_client_set_source(azid_client *client, azid_source source, azid
 {
     if (!client)
         return no_client(err);
-    if ((unsigned)source > AZID_SOURCE_WORKLOAD)
+    if (source != AZID_SOURCE_AUTO && !source_row(source))
         return err_set(err, AZID_ERR_ARGUMENT, "unknown source number %d", (int)source);
     client->source = source;
     invalidate(client);
