@@ -119,13 +119,16 @@ bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
         return true;
     }
     if (reply.n == 1 && strcmp(reply.lines[0].word, "error") == 0) {
+        /* The request as a whole, not an item: a broker of another version,
+         * or one that is busy.  The module can still do the work. */
         const char *message = broker_line_get(&reply.lines[0], "message");
-        log_err(ctx, "no tokens: the broker refused: %s", message ? message : "?");
-        out->failed = true;
-    } else {
-        for (size_t i = 0; i < reply.n; i++)
-            take_line(ctx, &reply.lines[i], out);
+        log_info(ctx, "the broker refused the request (%s); working in-process",
+                 message ? message : "no reason given");
+        broker_reply_free(&reply);
+        return false;
     }
+    for (size_t i = 0; i < reply.n; i++)
+        take_line(ctx, &reply.lines[i], out);
     broker_reply_free(&reply);
     return true;
 }

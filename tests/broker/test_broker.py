@@ -168,6 +168,32 @@ class BrokerTest(unittest.TestCase):
         # 1 s for the broker, 3 s for the slow endpoint: within the 5 s budget.
         self.assertLess(int(r.steps["open_ms"]), 5500)
 
+    def test_a_broker_that_refuses_the_whole_request_leaves_the_work_to_the_module(self):
+        # A broker of another version: nothing else answers "error" to a
+        # well-formed request from root, so a stand-in on a socket plays it.
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        path = os.path.join(self.tmp, "other-version.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(4)
+        self.addCleanup(server.close)
+
+        def serve():
+            conn, _ = server.accept()
+            conn.recv(8192)
+            conn.sendall(b"error status=argument message=field ca_file= is not part of a key request\nend\n")
+            conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        args = [a for a in self.pam_args() if not a.startswith("broker=")] + ["broker=" + path]
+        r = box.run(args)
+        self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+        self.assertEqual(r.keys["azid:token:" + VAULT]["uid"], pamtest.USERS["azuser"], "the module's own key")
+        self.assertIn("(user azuser) the broker refused the request (field ca_file= is not part of a key request); "
+                      "working in-process", r.lines("INFO"))
+
     def test_a_session_open_past_half_the_lifetime_sees_the_new_token_in_its_key(self):
         # Keys live until 60 s before the token's expiry: 12 s here, so the
         # broker refreshes after 6 s.
