@@ -82,7 +82,7 @@ static azid_status read_token(const char *resource, char **description, char **p
  * call and the login's other programs) and to stdout.  -1 when no broker
  * answers: the caller says the key is absent.  Both spellings of the
  * resource are asked for, as for the keyring. */
-static int from_broker(const char *resource, int json)
+static int from_broker(const char *resource, int json, char *why, size_t why_size)
 {
     azid_config *cfg;
     long timeout_ms;
@@ -99,8 +99,10 @@ static int from_broker(const char *resource, int json)
         st = AZID_OK;
     free(variant);
     azid_config_free(cfg);
-    if (st == AZID_ERR_UNREACHABLE)
+    if (st == AZID_ERR_UNREACHABLE) {
+        snprintf(why, why_size, "%s", path ? first.message : "broker=off");
         return -1;
+    }
     if (st != AZID_OK) {
         report("token", "no token for %s in your keyring, and the broker refused: %s", resource,
                first.message);
@@ -129,12 +131,14 @@ static int from_broker(const char *resource, int json)
 
 /* Why resource is not there, for the one-line message on stderr.  An
  * expired key cannot be told from one never stored: the kernel hides both. */
-static int explain_absent(const struct key_snapshot *snap, const char *resource)
+static int explain_absent(const struct key_snapshot *snap, const char *resource,
+                          const char *no_broker)
 {
     char stored[1024];
     keys_join_names(snap, AZID_KEY_TOKEN, stored, sizeof stored);
     report("token", "no token for %s in your keyring: it expired or was never stored (stored: "
-                    "%s); %s", resource, stored, relogin_hint);
+                    "%s), and no broker to ask (%s); %s", resource, stored, no_broker,
+           relogin_hint);
     return EXIT_FAIL;
 }
 
@@ -248,8 +252,9 @@ int cmd_token(int argc, char **argv)
     if (resource) {
         azid_status status = read_token(resource, &description, &payload, &length, &err);
         if (status == AZID_ERR_NOT_FOUND) {
-            if ((rc = from_broker(resource, json)) < 0)
-                rc = explain_absent(&snap, resource);
+            char no_broker[600] = "";
+            if ((rc = from_broker(resource, json, no_broker, sizeof no_broker)) < 0)
+                rc = explain_absent(&snap, resource, no_broker);
         } else if (status != AZID_OK)
             rc = report_error("token", &err);
         else if (json) {
