@@ -22,10 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
@@ -506,6 +508,15 @@ static int own_socket(const char *path, bool default_path)
 
 /* ---- main ---------------------------------------------------------------------- */
 
+static bool have_ipc_lock(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return false;
+    return data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32));
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -625,8 +636,13 @@ int main(int argc, char **argv)
                 (unsigned)geteuid());
         return 1;
     }
-    /* Tokens in this process's memory never reach swap or a core file. */
-    mlockall(MCL_CURRENT | MCL_FUTURE);
+    /* Tokens in this process's memory never reach swap or a core file.
+     * Without CAP_IPC_LOCK (a container) RLIMIT_MEMLOCK would make later
+     * allocations fail instead: then memory stays unlocked. */
+    if (have_ipc_lock())
+        mlockall(MCL_CURRENT | MCL_FUTURE);
+    else
+        log_msg(LOG_NOTICE, "no CAP_IPC_LOCK: the cache's memory is not locked against swap");
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     struct sigaction sa = {.sa_handler = on_signal};
