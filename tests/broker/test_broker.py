@@ -195,12 +195,16 @@ class BrokerTest(unittest.TestCase):
                       "working in-process", r.lines("INFO"))
 
     def test_a_session_open_past_half_the_lifetime_sees_the_new_token_in_its_key(self):
-        # Keys live until 60 s before the token's expiry: 12 s here, so the
-        # broker refreshes after 6 s.
-        self.start(lifetime=72)
+        # Keys live until 60 s before the token's expiry: 30 s here, so the
+        # broker refreshes after 15 s.  The session reads its key until it
+        # changes (at most 28 s: before the first token's key expires).
+        self.start(lifetime=90)
         os.makedirs(os.path.join(self.tmp, "pam"))
         box = self.sandbox()
-        during = 'keyctl pipe %user:azid:token:' + VAULT + '; echo; sleep 9; keyctl pipe %user:azid:token:' + VAULT + '; echo'
+        key = "%user:azid:token:" + VAULT
+        during = ('first=$(keyctl pipe %s); echo "$first"; i=0; '
+                  'while [ $i -lt 28 ] && [ "$(keyctl pipe %s)" = "$first" ]; do sleep 1; i=$((i+1)); done; '
+                  'keyctl pipe %s; echo' % (key, key, key))
         r = box.run(self.pam_args(), during=during)
         self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
         values = [l for l in r.stdout.splitlines() if l.startswith("eyJ")]
