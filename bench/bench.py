@@ -737,9 +737,11 @@ def report(figures, started, load_end):
         "## Notes",
         "",
         "1. `az account get-access-token` works only after `az login --identity`, and that "
-        "login lists the identity's subscriptions from Azure Resource Manager "
-        "(https://management.azure.com) after getting its token from IMDS; there is no ARM "
-        "in the namespace, so az cannot be pointed at the emulator without a fake ARM. "
+        "login, after getting a token from IMDS, reads the tenant from the token's claims "
+        "(the emulator's tokens are random, not signed Entra JWTs with a `tid`) and lists the "
+        "identity's subscriptions from Azure Resource Manager (https://management.azure.com), "
+        "which the namespace does not have: az cannot be pointed at the emulator without a "
+        "fake ARM and Entra-shaped tokens. "
         "`az login --identity --allow-no-subscriptions` here: exit %d after %s, the emulator "
         "had logged %d token requests by then; it said: `%s`."
         % (az["rc"], fmt_time(az["elapsed"]), az["requests"], az["said"].replace("|", "/")[:300]),
