@@ -39,6 +39,7 @@ const char *azid_version(void)
     return PACKAGE_VERSION;
 }
 
+AZID_PRINTF(3, 0)
 static void err_vset(azid_error *err, azid_status status, const char *fmt, va_list ap)
 {
     err->status = status;

@@ -12,6 +12,8 @@ AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linu
                libpam-modules libpam-runtime openssl nftables)
 # For the rest of the test suite.
 AZID_TEST_DEPS=(pamtester valgrind passwd python3-azure)
+# The clang builds: ASan+UBSan with clang's runtime, and libFuzzer.
+AZID_CLANG_DEPS=(clang libclang-rt-14-dev)
 # To build the Debian packages and check them (tests/packaging/).
 AZID_DEB_DEPS=(build-essential debhelper dpkg-dev lintian)
 
