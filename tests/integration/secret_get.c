@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * Reads one Key Vault secret through the public API only (<azid.h>), for
- * tests/integration/test_secret.py and tests/pam/test_secrets.py:
+ * tests/integration/test_secret.py:
  *
  *   secret_get ENDPOINT CA_FILE URL TIMEOUT_MS
  *

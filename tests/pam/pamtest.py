@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", "..")),
                                 "tests", "lib"))
@@ -276,3 +277,19 @@ class Sandbox:
             if proc.returncode == 99 or "ERROR SUMMARY: 0 errors" not in report and report.strip():
                 raise AssertionError("valgrind memcheck found errors in pam_run:\n" + report)
         return result
+
+
+class SandboxTest(unittest.TestCase):
+    """A test with a Sandbox (self.sandbox, in self.tmp) and an IMDS
+    emulator (self.emu) of its own."""
+
+    def setUp(self):
+        self.tmpdir = harness.TempDir()
+        self.tmp = self.tmpdir.__enter__()
+        self.sandbox = Sandbox(self.tmp)
+        self.emu = harness.Emulator(self.tmp)
+
+    def tearDown(self):
+        self.emu.stop()
+        self.sandbox.__exit__(None, None, None)
+        self.tmpdir.__exit__(None, None, None)

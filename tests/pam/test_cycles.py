@@ -18,18 +18,7 @@ from pamtest import harness  # noqa: E402
 ARGS = ["resource=https://vault.azure.net", "resource=https://management.azure.com/"]
 
 
-class Cycles(unittest.TestCase):
-    def setUp(self):
-        self.tmpdir = harness.TempDir()
-        self.tmp = self.tmpdir.__enter__()
-        self.sandbox = pamtest.Sandbox(self.tmp)
-        self.emu = harness.Emulator(self.tmp)
-
-    def tearDown(self):
-        self.emu.stop()
-        self.sandbox.__exit__(None, None, None)
-        self.tmpdir.__exit__(None, None, None)
-
+class Cycles(pamtest.SandboxTest):
     def cycles(self, n, prefix=()):
         r = self.sandbox.run(["endpoint=" + self.emu.url] + ARGS, cycles=n, prefix=prefix, timeout=600)
         self.assertEqual(r.returncode, 0, r)
