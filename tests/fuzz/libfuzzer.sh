@@ -4,14 +4,15 @@
 # (tests/fuzz/README.md), or merges what runs found into the tree's corpus.
 #
 #   tests/fuzz/libfuzzer.sh run BUILD-DIR TARGET [LIBFUZZER-OPTION...]
-#   tests/fuzz/libfuzzer.sh merge BUILD-DIR TARGET
+#   tests/fuzz/libfuzzer.sh merge BUILD-DIR TARGET [LIBFUZZER-OPTION...]
 #
 # run: fuzzes from the seeds in tests/fuzz/corpus/TARGET/ (read only) and
 # what earlier runs found in $AZID_FUZZ_DIR/TARGET/corpus (default
 # /tmp/azid-fuzz); new inputs and any crash, leak or timeout input go
 # there.  Exits as libFuzzer does: non-zero on a finding.
-# merge: replaces tests/fuzz/corpus/TARGET/ with the smallest set of its
-# files and $AZID_FUZZ_DIR/TARGET/corpus that keeps their coverage.
+# merge: adds to tests/fuzz/corpus/TARGET/ the fewest inputs of
+# $AZID_FUZZ_DIR/TARGET/corpus that bring the coverage the seeds lack (the
+# named seeds stay; the new files are named by their SHA-1).
 set -eu
 
 usage() {
@@ -37,12 +38,8 @@ run)
         -print_final_stats=1 "$@" "$work/corpus" "$seeds"
     ;;
 merge)
-    merged=$(mktemp -d "$work/merged.XXXXXX")
-    "$fuzzer" -merge=1 -max_len=8192 "$merged" "$seeds" "$work/corpus"
-    rm -f "$seeds"/*
-    cp "$merged"/* "$seeds"/
-    rm -rf "$merged"
-    echo "$seeds: $(ls "$seeds" | wc -l) files, $(du -sk "$seeds" | cut -f1) KB"
+    "$fuzzer" -merge=1 -max_len=8192 "$@" "$seeds" "$work/corpus"
+    echo "$seeds: $(ls "$seeds" | wc -l) files, $(cat "$seeds"/* | wc -c) bytes"
     ;;
 *) usage ;;
 esac
