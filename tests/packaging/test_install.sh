@@ -16,7 +16,7 @@
 # Exit: 0 pass, 1 fail, 77 skipped (not root, no namespaces or overlayfs).
 set -euo pipefail
 
-packages=(libpam-azid libazid0 libazid-dev azid)
+packages=(libpam-azid libazid0 libazid-dev azid azidd)
 inside=/tmp/azid-pkgtest # the test's own files in the throwaway root
 
 skip() { echo "test_install: SKIP: $*"; exit 77; }
@@ -126,6 +126,38 @@ only_pam_sm_exported() {
     ! nm -D --defined-only "$1" | awk '{print $3}' | grep -v '^pam_sm_' | grep -q .
 }
 sets_nothing() { ! grep -q -v '^[[:space:]]*\(#\|$\)' "$1"; }
+# _azid: a system account (uid below 1000), no login shell, no home.
+system_account() {
+    local entry uid shell home
+    entry=$(getent passwd _azid) || return 1
+    IFS=: read -r _ _ uid _ _ home shell <<<"$entry"
+    [ "$uid" -lt 1000 ] && [ "$shell" = /usr/sbin/nologin ] && [ "$home" = /nonexistent ] &&
+        getent group _azid >/dev/null
+}
+# What the throwaway root changed (see azid_files) holds no file of _azid.
+owns_no_file() {
+    local uid
+    uid=$(id -u _azid) && [ -z "$(find "$inside/changes" -xdev -uid "$uid" -print -quit)" ]
+}
+# A login through the installed PAM stack (debian/tests/pam-session) while
+# /usr/sbin/azidd runs, as root like its unit (no systemd in this root);
+# pam-session checks the key is the broker's and `azid status` lists it.
+login_through_broker() {
+    local pid rc=0 tmpdir
+    tmpdir=$(mktemp -d)
+    /usr/sbin/azidd </dev/null >"$inside/azidd.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        azid status >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    (cd "$inside/src" && AUTOPKGTEST_TMP=$tmpdir debian/tests/pam-session) >"$inside/broker-session" 2>&1 || rc=$?
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$tmpdir"
+    cat "$inside/broker-session"
+    [ "$rc" = 0 ] && grep -q '^pam-session: PASS: .*, through azidd$' "$inside/broker-session"
+}
 
 root_phase() {
     local ma start_ms debs=() p rules_before
@@ -162,7 +194,7 @@ root_phase() {
         sh -c "dpkg-query -W -f='\${Conffiles}' libpam-azid | grep -q '^ /etc/azid.conf '"
     check "/etc/azid.conf is doc/azid.conf.example" cmp /etc/azid.conf "$inside/src/doc/azid.conf.example"
     check "/etc/azid.conf sets nothing (only comments)" sets_nothing /etc/azid.conf
-    for p in man8/pam_azid.8 man5/azid.conf.5 man1/azid.1 man3/libazid.3; do
+    for p in man8/pam_azid.8 man5/azid.conf.5 man1/azid.1 man3/libazid.3 man8/azidd.8; do
         check "man page $p" test -s "/usr/share/man/$p.gz"
     done
     check "man pam_azid finds the page" sh -c 'man -w pam_azid | grep -q pam_azid.8'
@@ -194,6 +226,14 @@ root_phase() {
             check "autopkgtest $t" test "$rc" = 0
         fi
     done
+    check "azidd is /usr/sbin/azidd, from azidd" sh -c "dpkg -S /usr/sbin/azidd | grep -q '^azidd:'"
+    check "installing created the system account _azid (systemd-sysusers)" system_account
+    check "installing enabled azidd.socket" sh -c 'systemctl is-enabled azidd.socket | grep -qx enabled'
+    check "azidd.socket is wanted by sockets.target" test -L /etc/systemd/system/sockets.target.wants/azidd.socket
+    check "azidd.service is not enabled itself (the socket starts it)" \
+        sh -c '! systemctl is-enabled azidd.service | grep -qx enabled'
+    check "a login through the installed PAM stack is served by azidd (azid status lists its token)" \
+        login_through_broker
     check "the autopkgtests left the profile enabled as they found it" \
         grep -q pam_azid /etc/pam.d/common-session
     check "the scan for left-over files sees the installed ones" scan_sees_installed
@@ -206,6 +246,9 @@ root_phase() {
         sh -c '! grep -l pam_azid /etc/pam.d/common-*'
     check "pam-auth-update forgot the profile" sh -c '! grep -qx azid /var/lib/pam/seen'
     check "/etc/azid.conf is gone" test ! -e /etc/azid.conf
+    check "azidd.socket is no longer enabled" test ! -e /etc/systemd/system/sockets.target.wants/azidd.socket
+    check "the _azid account is kept, as Debian keeps system users (debian/azidd.README.Debian)" system_account
+    check "and owns no file" owns_no_file
     check "no package owns a file named *azid*" sh -c '! dpkg -S "*azid*" 2>/dev/null'
     check "no file named *azid* is left anywhere" nothing_left
     echo "install, checks, login and purge: $(elapsed)"
