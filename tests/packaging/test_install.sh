@@ -1,7 +1,9 @@
 #!/bin/bash
 # Installs the built packages the way an admin does ("apt-get install
-# ./x.deb ..."), checks what they put where, logs a user in through the
-# installed PAM stack, purges them and checks that nothing is left.
+# ./x.deb ..."), checks what they put where (the _azid account and
+# azidd.socket enabled too), logs a user in through the installed PAM stack
+# in-process and then through the installed azidd, purges them and checks
+# that nothing is left (the _azid account is kept, as Debian does).
 #
 # Everything happens in a throwaway copy of this machine: an overlay of /
 # (upper layer on a tmpfs) in private mount and network namespaces, entered
