@@ -85,7 +85,8 @@ static void take_line(const struct module_ctx *ctx, const struct broker_line *li
 
 bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
                          const azid_grant *const *items, size_t n, azid_identity_kind identity,
-                         const char *identity_value, struct broker_result *out)
+                         const char *identity_value, int64_t deadline_ms,
+                         struct broker_result *out)
 {
     const char *path = NULL;
     azid_config_broker(ctx->config, &path);
@@ -105,8 +106,7 @@ bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
     }
     azid_error err;
     struct broker_reply reply;
-    azid_status st = broker_call(path, req.data, req.length,
-                                 now_ms() + azid_config_timeout_ms(ctx->config), &reply, &err);
+    azid_status st = broker_call(path, req.data, req.length, deadline_ms, &reply, &err);
     broker_buf_free(&req);
     if (st == AZID_ERR_UNREACHABLE) {
         log_debug(ctx, "%s; working in-process", err.message);

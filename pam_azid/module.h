@@ -53,11 +53,12 @@ struct broker_result {
 struct passwd;
 /* Asks the broker (broker= setting) for the user's shared keys of the
  * tokens and secrets items grant, fetched as identity, and links them into
- * the session keyring.  false when no broker answers: the caller works in-process,
+ * the session keyring; the reply must come by deadline_ms (now_ms()).  false when no broker answers: the caller works in-process,
  * with nearly all its budget left. */
 bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
                          const azid_grant *const *items, size_t n, azid_identity_kind identity,
-                         const char *identity_value, struct broker_result *out);
+                         const char *identity_value, int64_t deadline_ms,
+                         struct broker_result *out);
 
 int session_open(struct module_ctx *ctx);
 int session_close(struct module_ctx *ctx);

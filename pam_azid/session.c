@@ -55,6 +55,7 @@ struct fetch {
     bool stopped;   /* after a failure that dooms the rest */
     bool fatal;     /* this thread's ids are wrong: the session must not open */
     bool *brokered; /* per grant: the broker answered for it */
+    int64_t deadline_ms; /* the session's budget, for the broker and after it */
     size_t skipped; /* items not tried because of it */
 };
 
@@ -224,7 +225,14 @@ static bool through_broker(struct fetch *f, const azid_grant *grants, size_t n,
     struct broker_result br = {.serials = linked};
     bool answered = items && linked &&
                     broker_open_session(f->ctx, f->pw, items, nitems, as->identity,
-                                        as->identity_value, &br);
+                                        as->identity_value, f->deadline_ms, &br);
+    /* What the broker took (at most its acknowledgement wait when it does
+     * not answer) comes off the in-process budget: the login stays within
+     * timeout=. */
+    int64_t left = f->deadline_ms - now_ms();
+    azid_error err;
+    if (!answered && azid_client_set_timeout_ms(f->client, left > 0 ? (long)left : 1, &err) != AZID_OK)
+        log_err(f->ctx, "%s", err.message);
     if (answered) {
         for (size_t i = 0; i < br.nserials; i++)
             f->serials[f->nserials++] = (struct stored_key){br.serials[i], true};
@@ -283,6 +291,7 @@ static int fetch_all(struct fetch *f, const azid_grant *grants, size_t n)
         return ctx_fail_result(ctx);
     }
     f->brokered = brokered;
+    f->deadline_ms = now_ms() + azid_config_timeout_ms(ctx->config);
     /* One identity after the other, in the order they first appear; the
      * broker first for the tokens of each (session keyring only: the user
      * and persistent keyrings get the module's own keys). */

@@ -326,11 +326,13 @@ class BrokerTest(unittest.TestCase):
         port = self.emu.port
         self.emu.stop()
         line = "azid1 key user=nobody uid=65534 resource=%s endpoint=http://127.0.0.1:%d timeout=2\n" % (VAULT, port)
+        t = time.monotonic()
         first = self.broker.request(line)
+        took = time.monotonic() - t
         self.assertIn("status=unreachable", first)
         t = time.monotonic()
         again = self.broker.request(line)
-        self.assertLess(time.monotonic() - t, 0.5)
+        self.assertLess(time.monotonic() - t, took / 2, "answered from the negative cache")
         self.assertIn("status=unreachable", again)
         self.assertEqual(sum("callers get this failure from the negative cache" in l
                              for l in self.broker.log()), 1)
@@ -515,20 +517,27 @@ for i in range(40):
     conns.append(s)
 print("open", flush=True)
 got = []
+first_timeout = None
 for s in conns:
     s.settimeout(10)
     try:
-        got.append(s.recv(4096).decode() or "closed")
+        text = s.recv(4096).decode() or "closed"
     except ConnectionResetError:
-        got.append("closed")
+        text = "closed"
+    if "no complete request" in text and first_timeout is None:
+        first_timeout = time.time()
+    got.append(text)
+print("first_timeout=%f" % first_timeout)
 print("\n".join(got))
 """, sock], stdout=subprocess.PIPE, text=True)
         self.assertEqual(slow.stdout.readline().strip(), "open")
-        t = time.monotonic()
         served = self.key_request()
-        self.assertLess(time.monotonic() - t, 1.5)
+        served_at = time.time()
         self.assertIn("key resource=%s serial=" % VAULT, served)
         out = slow.communicate(timeout=20)[0]
+        # Served while the slow ones were still held (they are cut off after 2 s).
+        first_timeout = float(re.search(r"first_timeout=([\d.]+)", out).group(1))
+        self.assertLess(served_at, first_timeout)
         # The broker turns away what one uid holds beyond 32 connections.
         self.assertEqual(out.count("the broker is busy") + out.count("closed"), 8, out)
         self.assertEqual(out.count("no complete request line in time"), 32, out)
