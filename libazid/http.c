@@ -39,8 +39,9 @@ static int environment_untrusted(void)
 }
 
 /* OpenSSL reads OPENSSL_CONF (and, through the file, providers, engines
- * and the TLS defaults such as VerifyCAFile) with getenv when it first
- * loads its configuration, which libcurl's initialisation triggers.  Loading
+ * and the TLS defaults of every SSL_CTX, such as the signature algorithms)
+ * with getenv when it first loads its configuration, which libcurl's
+ * initialisation triggers.  Loading
  * the system file by its compiled-in path first makes that later load a
  * no-op.  A host process that had loaded a configuration before keeps it:
  * that one came from its own start, not from a caller. */
