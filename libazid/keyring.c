@@ -308,15 +308,16 @@ static void unstage_target(key_serial_t keyring, bool staged)
 
 /* What a session keyring holds, as far as the guard cares: whether it
  * links uid's user keyring directly, as pam_keyinit's new session keyrings
- * do, and the first entry that is neither that link nor an azid key.  A
- * keyring some service created for itself does not link it (systemd's
+ * do, and whether it holds systemd's "invocation_id" key.  A keyring some
+ * service created for itself does not link it (systemd's
  * KeyringMode=private, shared by every sshd connection), or links the
- * service user's and holds systemd's "invocation_id" key (KeyringMode=shared:
- * for a root login the owner and the link are right, yet every connection
- * shares it). */
+ * service user's and holds that key (KeyringMode=shared: for a root login
+ * the owner and the link are right, yet every connection shares it).  Keys
+ * that other session modules put there before pam_azid (a Kerberos
+ * KEYRING: cache, say) are the login's own and do not count. */
 struct session_contents {
     bool links_user;
-    char foreign[64]; /* "" when there is none */
+    bool service_marker;
 };
 
 static void scan_session(key_serial_t keyring, uid_t uid, struct session_contents *c)
@@ -326,20 +327,16 @@ static void scan_session(key_serial_t keyring, uid_t uid, struct session_content
     char want[32];
     snprintf(want, sizeof want, "_uid.%u", (unsigned)uid);
     c->links_user = false;
-    c->foreign[0] = '\0';
+    c->service_marker = false;
     for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
         char *buf = NULL;
         struct key_desc d;
-        if (describe_key(((key_serial_t *)list)[i], &buf, &d) != 0) {
-            if (!c->foreign[0])
-                snprintf(c->foreign, sizeof c->foreign, "key %d that it may not describe",
-                         ((key_serial_t *)list)[i]);
+        if (describe_key(((key_serial_t *)list)[i], &buf, &d) != 0)
             continue;
-        }
         if (strcmp(d.type, "keyring") == 0 && d.uid == uid && strcmp(d.description, want) == 0)
             c->links_user = true;
-        else if (strncmp(d.description, KEY_PREFIX, strlen(KEY_PREFIX)) != 0 && !c->foreign[0])
-            snprintf(c->foreign, sizeof c->foreign, "%s %s", d.type, d.description);
+        else if (strcmp(d.type, "user") == 0 && strcmp(d.description, "invocation_id") == 0)
+            c->service_marker = true;
         free(buf);
     }
     free(list);
@@ -393,12 +390,12 @@ azid_status azid_keyring_check_session(uid_t uid, azid_error *err)
                          "not link _uid.%u as pam_keyinit's do (a keyring shared by a "
                          "service?); %s",
                          (unsigned)uid, d.description, s, (unsigned)uid, KEYINIT_HINT);
-        else if (c.foreign[0])
+        else if (c.service_marker)
             st = err_set(err, AZID_ERR_NOT_SESSION,
                          "the session keyring is not a per-login keyring of uid %u: %s %d "
-                         "holds %s, which pam_keyinit's new keyrings do not (a service's "
-                         "keyring, such as systemd's KeyringMode=shared?); %s",
-                         (unsigned)uid, d.description, s, c.foreign, KEYINIT_HINT);
+                         "holds user invocation_id, which pam_keyinit's new keyrings do not "
+                         "(a service's keyring, such as systemd's KeyringMode=shared?); %s",
+                         (unsigned)uid, d.description, s, KEYINIT_HINT);
     }
     free(buf);
     if (st == AZID_OK)

@@ -277,6 +277,18 @@ static void test_guard_accepts_own_keys(void **state)
     assert_int_equal(azid_keyring_check_session(0, &err), AZID_OK);
 }
 
+/* Keys another session module stored before pam_azid (a Kerberos
+ * KEYRING: cache) belong to the login: the guard still passes. */
+static void test_guard_accepts_other_modules_keys(void **state)
+{
+    (void)state;
+    login_session(0);
+    assert_true(add_key("keyring", "krb_ccache:primary", NULL, 0, KEY_SPEC_SESSION_KEYRING) > 0);
+    assert_true(add_key("user", "krb5cc", "c", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_OK);
+}
+
 /* ---- store ------------------------------------------------------------------- */
 
 static const char TOKEN[] = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ0ZXN0In0.c2lnbmF0dXJl";
@@ -885,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_guard_service_keyring),
         cmocka_unit_test(test_guard_shared_service_keyring),
         cmocka_unit_test(test_guard_accepts_own_keys),
+        cmocka_unit_test(test_guard_accepts_other_modules_keys),
         cmocka_unit_test_setup(test_store_session, setup_root_session),
         cmocka_unit_test_setup(test_store_updates_in_place, setup_root_session),
         cmocka_unit_test_setup(test_store_refuses_near_expiry, setup_root_session),
