@@ -26,7 +26,7 @@ static const char help[] =
     "source and endpoint azid uses, whether the endpoint answers, whether an\n"
     "identity is assigned (it asks for a token for " AZID_DEFAULT_RESOURCE " and\n"
     "prints none), whether the config file is valid and safe for you, whether\n"
-    "this session's keyring is usable, and whether each PAM stack that lists\n"
+    "this session's keyring is usable and has quota left, and whether each PAM stack that lists\n"
     "pam_azid.so lists pam_keyinit.so before it, whether the broker (azidd)\n"
     "answers, whether 'azid lockdown' is on and\n"
     "whom it lets through, and which processes of other users talk to the\n"
@@ -251,6 +251,48 @@ static void check_keyring(struct doctor *d)
     }
 }
 
+/* Headroom in the kernel's per-user key quota (keyring.md): a token is
+ * about 2.5 KB, and a full quota fails the next login's add_key with
+ * EDQUOT.  /proc/key-users: "uid: usage nkeys/nikeys qnkeys/maxkeys
+ * qnbytes/maxbytes". */
+#define QUOTA_MIN_BYTES 7500
+#define QUOTA_MIN_KEYS 3
+
+static void check_keyring_quota(struct doctor *d)
+{
+    FILE *f = fopen("/proc/key-users", "re");
+    if (!f) {
+        finding(d, FINDING_WARN, "keyring quota", "cannot read /proc/key-users: %s",
+                strerror(errno));
+        return;
+    }
+    unsigned uid = (unsigned)getuid(), u, usage, nkeys, nikeys;
+    unsigned long keys = 0, maxkeys = 0, bytes = 0, maxbytes = 0;
+    int found = 0;
+    char line[256];
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, " %u: %u %u/%u %lu/%lu %lu/%lu", &u, &usage, &nkeys, &nikeys,
+                       &keys, &maxkeys, &bytes, &maxbytes) == 8 && u == uid;
+    fclose(f);
+    if (!found) {
+        /* The kernel lists a uid once it owns a key; with none, all is free. */
+        finding(d, FINDING_OK, "keyring quota", "uid %u owns no keys yet", uid);
+        return;
+    }
+    unsigned long bytes_left = maxbytes > bytes ? maxbytes - bytes : 0;
+    unsigned long keys_left = maxkeys > keys ? maxkeys - keys : 0;
+    if (bytes_left < QUOTA_MIN_BYTES || keys_left < QUOTA_MIN_KEYS)
+        finding(d, FINDING_WARN, "keyring quota",
+                "uid %u uses %lu of %lu bytes and %lu of %lu keys; a token takes about 2,500 "
+                "bytes, so the next logins may fail to store theirs: remove stale keys "
+                "('azid list'), or raise sysctl %s", uid, bytes, maxbytes, keys, maxkeys,
+                uid == 0 ? "kernel.keys.root_maxbytes / root_maxkeys"
+                         : "kernel.keys.maxbytes / kernel.keys.maxkeys");
+    else
+        finding(d, FINDING_OK, "keyring quota", "uid %u uses %lu of %lu bytes and %lu of %lu keys",
+                uid, bytes, maxbytes, keys, maxkeys);
+}
+
 /* Whether azidd answers where broker= says; without it logins still work,
  * each asking the endpoint itself. */
 static void check_broker(struct doctor *d, const azid_config *config)
@@ -375,6 +417,7 @@ int cmd_doctor(int argc, char **argv)
     else if (check_source(&d, client))
         check_identity(&d, client, config, config_path);
     check_keyring(&d);
+    check_keyring_quota(&d);
     check_broker(&d, config);
     doctor_check_pam(&d, pam_dir);
     doctor_check_lockdown(&d, config_path);

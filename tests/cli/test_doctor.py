@@ -295,6 +295,25 @@ class Doctor(unittest.TestCase):
         self.assertIn("pam_keyinit", detail)
         self.assertEqual(r.rc, 0, "warnings alone do not fail")
 
+    def test_keyring_quota(self):
+        r = self.doctor()
+        level, detail = findings(r)["keyring quota"]
+        self.assertEqual(level, "ok", r)
+        self.assertRegex(detail, r"^uid %d uses \d+ of \d+ bytes and \d+ of \d+ keys$" % clitest.UID)
+        # Filled to within 1 KB of its byte quota with keys in the user's own
+        # session keyring, cleared before the session ends.
+        fill = ("i=0; while head -c 1000 /dev/zero | keyctl padd user azid-fill-$i @s >/dev/null "
+                "2>&1; do i=$((i+1)); [ $i -lt 100 ] || exit 1; done")
+        r = box.session([clitest.run_argv("sh", "-c", fill),
+                         clitest.run("doctor", "--pam-dir", self.pam, "--config", self.config,
+                                     "--endpoint", emulator.url),
+                         clitest.run_argv("keyctl", "clear", "@s")])
+        self.assertEqual([r[0].rc, r[2].rc], [0, 0], r)
+        level, detail = findings(r[1])["keyring quota"]
+        self.assertEqual((r[1].rc, level), (0, "warn"), r[1])
+        self.assertRegex(detail, r"^uid %d uses \d+ of \d+ bytes and \d+ of \d+ keys; " % clitest.UID)
+        self.assertIn("raise sysctl kernel.keys.maxbytes / kernel.keys.maxkeys", detail)
+
     def test_no_identity_source_off_azure(self):
         r = box.azid("doctor", "--pam-dir", self.pam, "--config", self.config)
         f = findings(r)
