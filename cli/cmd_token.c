@@ -25,10 +25,11 @@ static const char help[] =
     "\n"
     "  --json      print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"};\n"
     "              expires_on (epoch seconds) is the token's own expiry (its JWT exp\n"
-    "              claim), else when the stored copy expires, else null\n"
+    "              claim), else when the stored copy expires; with neither, exit 1\n"
     "  -h, --help  show this help\n"
     "\n"
-    "Exit status: 0 printed; 1 no such token, or it expired; 2 usage.\n";
+    "Exit status: 0 printed; 1 no such token, or it expired, or --json and no\n"
+    "expiry; 2 usage.\n";
 
 static const char relogin_hint[] =
     "log in again to get a fresh one, or get one directly with 'azid fetch'";
@@ -264,8 +265,15 @@ int cmd_token(int argc, char **argv)
                 expires_on = key->expires_on;
             azid_key_fields fields;
             azid_key_parse(description, &fields);
-            json_print_token(payload, expires_on, fields.resource, "Bearer");
-            rc = finish_stdout("token");
+            /* SPEC: expires_on is an integer; a guess would outlive the token. */
+            if (expires_on < 0) {
+                report("token", "the key for %s has no timeout and its token no JWT exp claim, "
+                                "so --json has no expires_on to give; print it without --json",
+                       fields.resource);
+            } else {
+                json_print_token(payload, expires_on, fields.resource, "Bearer");
+                rc = finish_stdout("token");
+            }
         } else {
             rc = print_value("token", payload, length);
         }

@@ -29,10 +29,7 @@ void json_print_token(const char *access_token, int64_t expires_on, const char *
 {
     fputs("{\"access_token\":", stdout);
     json_print_string(stdout, access_token);
-    if (expires_on < 0)
-        fputs(",\"expires_on\":null", stdout);
-    else
-        printf(",\"expires_on\":%lld", (long long)expires_on);
+    printf(",\"expires_on\":%lld", (long long)expires_on);
     fputs(",\"resource\":", stdout);
     json_print_string(stdout, resource);
     fputs(",\"token_type\":", stdout);

@@ -15,7 +15,7 @@
 void json_print_string(FILE *out, const char *s);
 /* A token as one JSON object line on stdout:
  * {"access_token":...,"expires_on":N,"resource":...,"token_type":...};
- * expires_on < 0 prints null (no known expiry). */
+ * expires_on is epoch seconds, never unknown (SPEC: an integer). */
 void json_print_token(const char *access_token, int64_t expires_on, const char *resource,
                       const char *token_type);
 

@@ -130,7 +130,11 @@ class Token(unittest.TestCase):
         # /proc/keys shows "59m": rounded down, never later than the key.
         self.assertLessEqual(doc["expires_on"], after + 3600)
         self.assertGreaterEqual(doc["expires_on"], before + 3600 - 120)
-        self.assertIsNone(json.loads(r[1].stdout)["expires_on"], "a key with no timeout")
+        # SPEC: expires_on is an integer: with no expiry at all, no JSON.
+        self.assertEqual((r[1].rc, r[1].stdout), (1, ""), r[1])
+        self.assertIn("azid token: the key for %s has no timeout and its token no JWT exp claim"
+                      % VAULT, r[1].stderr)
+        self.assertEqual(len(r[1].stderr.splitlines()), 1, r[1])
 
     def test_json_exp_claim_out_of_range_is_the_key_expiry(self):
         # Converting 1e300 to an integer is undefined behaviour (the
