@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -87,6 +88,14 @@ static bool drop_privileges(char *why, size_t size)
     }
     if (!drop_capabilities()) {
         snprintf(why, size, "dropping capabilities: %s", strerror(errno));
+        return false;
+    }
+    /* exec (and the uid switch, per fs.suid_dumpable) left this process
+     * dumpable, and it is about to hold a token: no core file, and no
+     * ptrace or /proc/PID/mem for _azid's other processes. */
+    static const struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        snprintf(why, size, "turning off core dumps: %s", strerror(errno));
         return false;
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {

@@ -356,7 +356,16 @@ class BrokerTest(unittest.TestCase):
                 except FileNotFoundError:
                     continue
                 if "Name:\tazidd-fetcher\n" in text:
-                    status = text
+                    try:
+                        with open("/proc/%s/limits" % pid) as f:
+                            core = [l for l in f if l.startswith("Max core file size")]
+                        owner = os.stat("/proc/%s/mem" % pid).st_uid
+                    except FileNotFoundError:
+                        continue
+                    # Not /proc/PID/status's own fields: the core limit and
+                    # the owner of /proc/PID/mem (root when not dumpable).
+                    status = text + "CoreLimit:\t%s\nProcOwner:\t%d\n" % (
+                        " ".join(core[0].split()[4:6]), owner)
             time.sleep(0.05)
         t.join()
         self.assertIsNotNone(status, "saw the fetcher")
@@ -369,6 +378,8 @@ class BrokerTest(unittest.TestCase):
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             self.assertEqual(int(fields[cap], 16), 0, "%s: %s" % (cap, fields[cap]))
         self.assertEqual(fields["NoNewPrivs"].strip(), "1")
+        # A crash while it holds a token leaves no core file on disk.
+        self.assertEqual(fields["CoreLimit"], "0 0")
 
     def test_the_fetcher_runs_as__azid_when_that_account_exists(self):
         # A private mount namespace whose user database has _azid, as the
@@ -394,6 +405,10 @@ class BrokerTest(unittest.TestCase):
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             self.assertEqual(int(fields[cap], 16), 0, "%s: %s" % (cap, fields[cap]))
         self.assertEqual(fields["NoNewPrivs"].strip(), "1")
+        self.assertEqual(fields["CoreLimit"], "0 0")
+        # Not dumpable: _azid's other processes can neither ptrace it nor
+        # read its memory.
+        self.assertEqual(fields["ProcOwner"].strip(), "0")
 
     # ---- token requests: policy by peer uid ----------------------------------
 
