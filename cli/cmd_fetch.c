@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static const char help_head[] =
@@ -25,7 +26,7 @@ static const char help_head[] =
     "  --source S           the identity source, one of:\n";
 /* (the sources, from the library's table) */
 static const char help_tail[] =
-    "  --timeout SECONDS    total time budget, retries included; default 5\n"
+    "  --timeout SECONDS    total time budget, retries included; default 5, at most 300\n"
     "  --json               print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"}\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -130,9 +131,15 @@ static int parse_args(int argc, char **argv, struct fetch_args *a)
                 return usage_error(argv[0], "%s", err.message);
             break;
         case OPT_TIMEOUT:
-            if ((a->timeout_ms = parse_seconds_ms(optarg)) < 0)
-                return usage_error(argv[0], "--timeout wants a positive number of seconds, "
-                                            "not '%s'", optarg);
+            if ((a->timeout_ms = parse_seconds_ms(optarg)) >= 0)
+                break;
+            /* Refused by the library's parser: only the reason is chosen here. */
+            if (strtod(optarg, NULL) > AZID_TIMEOUT_MAX_MS / 1000.0)
+                return usage_error(argv[0], "--timeout %s is over the ceiling of %d seconds; "
+                                            "give at most %d", optarg,
+                                   AZID_TIMEOUT_MAX_MS / 1000, AZID_TIMEOUT_MAX_MS / 1000);
+            return usage_error(argv[0], "--timeout wants a positive number of seconds, "
+                                        "not '%s'", optarg);
             break;
         case OPT_JSON:
             a->json = 1;

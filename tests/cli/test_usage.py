@@ -57,6 +57,10 @@ class Usage(unittest.TestCase):
             ("token", ""): "azid token: RESOURCE is empty",
             ("doctor", "--timeout", "-1"): "azid doctor: --timeout wants seconds",
             ("fetch", "-r"): "azid fetch: option '-r' needs a value",
+            ("fetch", "--timeout", "100000"):
+                "azid fetch: --timeout 100000 is over the ceiling of 300 seconds; give at most 300",
+            ("fetch", "--timeout", "300.5"): "azid fetch: --timeout 300.5 is over the ceiling",
+            ("fetch", "--timeout", "0"): "azid fetch: --timeout wants a positive number of seconds",
             ("fetch", "--resource"): "azid fetch: option '--resource' needs a value",
             # -r took its value: what is left is the stray argument
             ("fetch", "-r", "https://vault.azure.net", "extra"): "azid fetch: unexpected argument 'extra'",
