@@ -25,7 +25,8 @@ static const char help[] =
     "Checks, one line each: whether this is an Azure machine, which identity\n"
     "source and endpoint azid uses, whether the endpoint answers, whether an\n"
     "identity is assigned (it asks for a token for " AZID_DEFAULT_RESOURCE " and\n"
-    "prints none), whether the config file is valid and safe for you, whether\n"
+    "prints none), whether the config file is valid and safe for you (run as\n"
+    "root: who is granted what, outside Match and in each Match block), whether\n"
     "this session's keyring is usable and has quota left, and whether each PAM stack that lists\n"
     "pam_azid.so lists pam_keyinit.so before it, whether the broker (azidd)\n"
     "answers, whether 'azid lockdown' is on and\n"
@@ -113,6 +114,49 @@ static void check_config(struct doctor *d, azid_status status, const azid_error 
                 "or secret=); to grant one, write in %s 'resource = https://vault.azure.net' "
                 "for everyone, or 'Match group GROUP' and then that line for one group",
                 path, path);
+}
+
+struct levels {
+    struct doctor *d;
+    const char *path;
+};
+
+/* One line per level of the policy, for root, who can read the whole
+ * file: "grants Match group dba: at FILE:LINE, resources ...; secrets
+ * ...; identity ...". */
+static void report_level(const azid_grant_level *level, void *ctx)
+{
+    const struct levels *l = ctx;
+    char what[160], targets[2][2048] = {"", ""};
+    snprintf(what, sizeof what, "grants %s", level->match ? level->match : "outside Match");
+    for (size_t i = 0; i < level->ngrants; i++) {
+        char *list = targets[level->grants[i].kind == AZID_GRANT_SECRET];
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof targets[0] - used, "%s%s", used ? ", " : "",
+                 level->grants[i].target);
+    }
+    const azid_grant *first = level->ngrants ? &level->grants[0] : NULL;
+    const char *kind = first ? azid_identity_name(first->identity) : NULL;
+    char where[1100];
+    if (level->match)
+        snprintf(where, sizeof where, "at %s:%u", l->path, level->line);
+    else
+        snprintf(where, sizeof where, "in %s and the PAM arguments", l->path);
+    if (!first)
+        finding(l->d, FINDING_OK, what, "%s, nothing", where);
+    else
+        finding(l->d, FINDING_OK, what, "%s, resources %s; secrets %s; identity %s%s%s", where,
+                targets[0][0] ? targets[0] : "none", targets[1][0] ? targets[1] : "none",
+                kind ? kind : "system-assigned", kind ? "=" : "",
+                kind ? first->identity_value : "");
+}
+
+static void check_levels(struct doctor *d, const azid_config *config, const char *path)
+{
+    struct levels l = {d, path};
+    azid_error err = {0};
+    if (azid_config_levels(config, report_level, &l, &err) != AZID_OK)
+        finding(d, FINDING_FAIL, "grants", "%s", err.message);
 }
 
 /* Whether the endpoint checks can go on. */
@@ -411,6 +455,8 @@ int cmd_doctor(int argc, char **argv)
     struct doctor d = {0, 0};
     check_machine(&d, client_status == AZID_OK ? client : NULL);
     check_config(&d, config_status, &config_err, config_path, user, config);
+    if (getuid() == 0 && config_status == AZID_OK)
+        check_levels(&d, config, config_path);
     if (client_status != AZID_OK)
         finding(&d, FINDING_FAIL, "identity source", "%s; fix the source, endpoint and identity "
                 "settings in %s", err.message, config_path);

@@ -326,6 +326,22 @@ size_t azid_config_secrets(const azid_config *config, const char *const **list);
  * grant a resource or secret to anyone; 0 means every login gets nothing. */
 int azid_config_grants_anyone(const azid_config *config);
 
+/* Who is granted what, whoever the file was loaded for: visit is called
+ * for the arguments and the lines outside Match blocks (match NULL, line
+ * 0), then for each Match block of the file in order, with the grants that
+ * level itself makes and the identity each is fetched with.  The level and
+ * its grants are valid during the call.  AZID_ERR_CONFIG when a level
+ * grants a target twice with two identities. */
+typedef struct azid_grant_level {
+    const char *match; /* "Match group dba", NULL outside Match blocks */
+    unsigned line;     /* of the Match line in azid_config_path(); 0 outside */
+    const azid_grant *grants;
+    size_t ngrants;
+} azid_grant_level;
+azid_status azid_config_levels(const azid_config *config,
+                               void (*visit)(const azid_grant_level *level, void *ctx),
+                               void *ctx, azid_error *err);
+
 /* broker=: AUTO asks AZID_BROKER_SOCKET when it answers and otherwise
  * works in-process; OFF never asks a broker; PATH asks the broker at that
  * socket.  *socket_path (when non-NULL) is the socket to try, NULL for OFF. */

@@ -458,6 +458,50 @@ int azid_config_grants_anyone(const azid_config *cfg)
     return 0;
 }
 
+azid_status azid_config_levels(const azid_config *cfg,
+                               void (*visit)(const azid_grant_level *level, void *ctx),
+                               void *ctx, azid_error *err)
+{
+    if (!cfg)
+        return err_set(err, AZID_ERR_ARGUMENT, "no configuration given");
+    size_t nblocks = cfg->file.nblocks;
+    int *applies = calloc(nblocks ? nblocks : 1, sizeof *applies);
+    azid_grant *own = calloc(cfg->policy.n + 1, sizeof *own);
+    azid_status st = applies && own ? AZID_OK : err_nomem(err, "listing the grants");
+    /* Level -1: the arguments and the lines outside Match; then each block
+     * alone.  The policy's own rules give each grant its identity, so a
+     * block without a selector shows the one from outside. */
+    for (long b = -1; st == AZID_OK && b < (long)nblocks; b++) {
+        struct policy p = {0};
+        if (b >= 0)
+            applies[b] = 1;
+        st = policy_build(&p, &cfg->args, &cfg->file, applies,
+                          cfg->file_path ? cfg->file_path : "(arguments)", err);
+        if (b >= 0)
+            applies[b] = 0;
+        azid_grant *kept = st == AZID_OK ? realloc(own, (p.n + 1) * sizeof *own) : own;
+        if (st == AZID_OK && !kept)
+            st = err_nomem(err, "listing the grants");
+        own = kept;
+        size_t n = 0;
+        for (size_t i = 0; st == AZID_OK && i < p.n; i++)
+            if (p.from[i]->block == (int)b)
+                own[n++] = p.grants[i];
+        azid_grant_level level = {
+            .match = b >= 0 ? cfg->file.blocks[b].text : NULL,
+            .line = b >= 0 ? cfg->file.blocks[b].line : 0,
+            .grants = own,
+            .ngrants = n,
+        };
+        if (st == AZID_OK)
+            visit(&level, ctx);
+        policy_free(&p);
+    }
+    free(own);
+    free(applies);
+    return st;
+}
+
 /* ---- the dump ----------------------------------------------------------------------------- */
 
 typedef void (*emit_fn)(const char *line, void *ctx);

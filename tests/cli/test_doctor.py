@@ -223,6 +223,40 @@ class Doctor(unittest.TestCase):
         self.config = box.write("good.conf", "resource = https://vault.azure.net\n")
         self.assertNotIn("policy", findings(self.doctor()))
 
+    def test_root_sees_who_is_granted_what(self):
+        self.config = box.write("levels.conf", (
+            "resource = https://vault.azure.net\n"
+            "client_id = 11111111-2222-3333-4444-555555555555\n"
+            "Match group dba\n"
+            "resource = https://database.windows.net/\n"
+            "secret = https://kv1.vault.azure.net/secrets/db\n"
+            "Match user alice,bob\n"
+            "object_id = 99999999-8888-7777-6666-555555555555\n"
+            "secret = https://kv1.vault.azure.net/secrets/app\n"
+            "Match user carol\n"
+            "timeout = 3\n"))
+        argv = [harness.azid(), "doctor", "--pam-dir", self.pam, "--config", self.config,
+                "--endpoint", emulator.url]
+        r = harness.run(argv)
+        f = {}
+        for line in r.stdout.splitlines():
+            m = LINE.match(line)
+            self.assertTrue(m, line)
+            f[m.group(2)] = (m.group(1), m.group(3))
+        self.assertEqual(f["grants outside Match"], (
+            "ok", "in %s and the PAM arguments, resources https://vault.azure.net; secrets none; "
+            "identity client_id=11111111-2222-3333-4444-555555555555" % self.config))
+        self.assertEqual(f["grants Match group dba"], (
+            "ok", "at %s:3, resources https://database.windows.net/; secrets "
+            "https://kv1.vault.azure.net/secrets/db; identity "
+            "client_id=11111111-2222-3333-4444-555555555555" % self.config))
+        self.assertEqual(f["grants Match user alice,bob"], (
+            "ok", "at %s:6, resources none; secrets https://kv1.vault.azure.net/secrets/app; "
+            "identity object_id=99999999-8888-7777-6666-555555555555" % self.config))
+        self.assertEqual(f["grants Match user carol"], ("ok", "at %s:9, nothing" % self.config))
+        # A user sees only what the file gives it, not the levels.
+        self.assertFalse([w for w in findings(self.doctor()) if w.startswith("grants")])
+
     def test_pam_stacks(self):
         self.pam = write_pam("pam-mixed", {
             "common-session": GOOD_PAM["common-session"],
