@@ -80,6 +80,9 @@ struct entry *cache_entry(const struct broker_field *const *settings, size_t nse
 void cache_want(struct entry *e);
 /* Whether the entry has an answer (a token or a failure) now. */
 bool cache_ready(const struct entry *e);
+/* Whether its failure is in the negative cache now; *left_ms how long
+ * it stays there. */
+bool cache_negative(const struct entry *e, long *left_ms);
 /* The answer: AZID_OK with the token, or the failure (err). */
 azid_status cache_token(const struct entry *e, const char **value, int64_t *expires_on,
                         azid_error *err);
@@ -90,6 +93,8 @@ bool cache_secret_names(const struct entry *e, const char **host, const char **n
 /* "system" or "client_id=..." */
 const char *cache_identity(const struct entry *e);
 void cache_count_served(void);
+/* A caller answered from the negative cache. */
+void cache_count_negative_hit(void);
 
 /* Starts what may start, reads fetchers, refreshes; returns the poll
  * timeout (ms) the cache needs.  fds/n: the fetchers' descriptors to poll

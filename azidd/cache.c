@@ -282,6 +282,19 @@ void cache_want(struct entry *e)
     enqueue(e);
 }
 
+bool cache_negative(const struct entry *e, long *left_ms)
+{
+    if (!negative(e))
+        return false;
+    *left_ms = (long)(e->negative_until_ms - now_ms());
+    return true;
+}
+
+void cache_count_negative_hit(void)
+{
+    counters.negative_hits++;
+}
+
 bool cache_ready(const struct entry *e)
 {
     return token_usable(e) || (!e->queued && !e->fetching && e->failure.status != AZID_OK);
@@ -295,8 +308,6 @@ azid_status cache_token(const struct entry *e, const char **value, int64_t *expi
         *expires_on = e->expires_on;
         return AZID_OK;
     }
-    if (negative(e))
-        counters.negative_hits++;
     *err = e->failure;
     return e->failure.status != AZID_OK
                ? e->failure.status

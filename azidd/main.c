@@ -54,6 +54,9 @@ struct conn {
     size_t in_length;
     struct broker_request req;
     struct entry *items[BROKER_MAX_ITEMS];
+    /* ms the item's failure stays in the negative cache, when it was
+     * there as the request came in; -1 otherwise */
+    long negative_left_ms[BROKER_MAX_ITEMS];
     size_t nitems;
     uid_t uid; /* whose token: the peer, or the user a root caller names */
     char user[256];
@@ -175,9 +178,17 @@ static void answer(struct conn *c)
         azid_status st = cache_token(e, &value, &expires_on, &err);
         if (st == AZID_OK && c->req.verb == BROKER_VERB_KEY)
             st = cache_user_key(e, c->uid, &serial, &err);
-        if (st != AZID_OK) {
+        if (st != AZID_OK && c->negative_left_ms[i] >= 0) {
+            cache_count_negative_hit();
+            log_msg(LOG_NOTICE,
+                    "nothing issued to user %s (uid %u) for %s %s: %s (from the negative "
+                    "cache, %.1f s left)",
+                    c->user, (unsigned)c->uid, what, item->target, err.message,
+                    (double)c->negative_left_ms[i] / 1000);
+        } else if (st != AZID_OK)
             log_msg(LOG_NOTICE, "nothing issued to user %s (uid %u) for %s %s: %s", c->user,
                     (unsigned)c->uid, what, item->target, err.message);
+        if (st != AZID_OK) {
             broker_buf_word(&c->out, c->req.verb == BROKER_VERB_KEY ? "fail" : "error");
             broker_buf_field(&c->out, what, item->target);
             broker_buf_field(&c->out, "status", azid_status_name(st));
@@ -237,6 +248,8 @@ static void want(struct conn *c, const struct broker_field *const *settings, siz
             reply_error(c, err.status, err.message);
             return;
         }
+        long left_ms;
+        c->negative_left_ms[c->nitems] = cache_negative(e, &left_ms) ? left_ms : -1;
         c->items[c->nitems++] = e;
     }
     for (size_t i = 0; i < c->nitems; i++)

@@ -313,6 +313,10 @@ class BrokerTest(unittest.TestCase):
         again = self.key_request(extra=" client_id=no-such-id")
         self.assertIn("Identity not found", again)
         self.assertEqual(len(self.emu.requests()), 1, "the second caller got the cached failure")
+        hits = [l for l in self.broker.log() if "(from the negative cache, " in l]
+        self.assertEqual(len(hits), 1, self.broker.log())
+        self.assertIn("nothing issued to user nobody (uid 65534) for resource %s" % VAULT, hits[0])
+        self.assertIn("negative_hits=1 ", " ".join(self.broker.status()))
         status = [l for l in self.broker.status() if l.startswith("negative ")]
         self.assertEqual(len(status), 1, status)
         self.assertIn("identity=client_id=no-such-id resource=%s" % VAULT, status[0])
@@ -477,7 +481,8 @@ class BrokerTest(unittest.TestCase):
                          % (re.escape(VAULT), re.escape(self.emu.url)))
         self.assertRegex(text, r"negative  client_id=no-such-id %s for \d+s more: http: .*Identity not found"
                          % re.escape(VAULT))
-        self.assertIn("requests 2, throttled 0, served 1, negative hits 1, refreshes 0, in flight 0, queued 0", text)
+        # The failing caller itself is no hit of the negative cache.
+        self.assertIn("requests 2, throttled 0, served 1, negative hits 0, refreshes 0, in flight 0, queued 0", text)
         import json
         status = json.loads(js)
         self.assertEqual(status["socket"], "/run/azid/azidd.sock")
