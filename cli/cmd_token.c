@@ -21,7 +21,8 @@ static const char help[] =
     "Without RESOURCE, prints the only token stored.\n"
     "When the key for RESOURCE is absent or expired and the broker (azidd(8))\n"
     "answers, asks it: it gives only what the policy grants your uid, and the\n"
-    "token is kept in your session keyring too.\n"
+    "token is kept in your session keyring too, when that is a per-login\n"
+    "keyring of yours (as pam_azid requires); else it is only printed.\n"
     "\n"
     "  --json      print {\"access_token\", \"expires_on\", \"resource\", \"token_type\"};\n"
     "              expires_on (epoch seconds) is the token's own expiry (its JWT exp\n"
@@ -111,10 +112,14 @@ static int from_broker(const char *resource, int json, char *why, size_t why_siz
     }
     char *description = azid_key_description_token(azid_token_resource(token));
     int32_t serial;
-    if (!description ||
-        azid_keyring_store(AZID_KEYRING_SESSION, getuid(), getgid(), description,
-                           azid_token_value(token), azid_token_length(token),
-                           azid_token_expires_on(token), &serial, &err) != AZID_OK)
+    /* pam_azid's rule: only a per-login keyring of this uid gets the key
+     * (under sudo, or su without '-', @s is the invoking user's). */
+    if (azid_keyring_check_session(getuid(), &err) != AZID_OK)
+        report("token", "got a token from the broker but did not keep it: %s", err.message);
+    else if (!description ||
+             azid_keyring_store(AZID_KEYRING_SESSION, getuid(), getgid(), description,
+                                azid_token_value(token), azid_token_length(token),
+                                azid_token_expires_on(token), &serial, &err) != AZID_OK)
         report("token", "got a token from the broker but cannot keep it in your keyring: %s",
                description ? err.message : "out of memory");
     free(description);

@@ -432,12 +432,15 @@ class BrokerTest(unittest.TestCase):
 
     # ---- the azid command ------------------------------------------------------
 
-    def azid_as_nobody(self, script):
-        """Runs a shell script as uid 65534 in a fresh session keyring, with
-        the test broker's directory as /run/azid (a private mount
+    def azid_as_nobody(self, script, like_pam_keyinit=True):
+        """Runs a shell script as uid 65534 in a fresh session keyring
+        (linking the user keyring as pam_keyinit's do, unless told not to),
+        with the test broker's directory as /run/azid (a private mount
         namespace): azid finds it at the default socket."""
+        link = "keyctl link @u @s >/dev/null && " if like_pam_keyinit else ""
         setup = 'mount -t tmpfs azid-run /run && mkdir /run/azid && mount --bind "$1" /run/azid && ' \
-                'exec setpriv --reuid=%d --regid=%d --clear-groups keyctl session - sh -c "$2"' % (NOBODY, NOBODY)
+                'exec setpriv --reuid=%d --regid=%d --clear-groups keyctl session - sh -c "%s$2"' \
+                % (NOBODY, NOBODY, link)
         env = dict(os.environ, AZID=harness.azid())
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, "sh",
                                self.broker.dir, script], capture_output=True, text=True, timeout=60, env=env)
@@ -460,6 +463,19 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("azid token: no token for %s in your keyring, and the broker refused: %s is not granted to "
                       "user nobody" % (MGMT, MGMT), r.stderr)
         self.assertEqual(len(self.emu.requests()), 1, "the endpoint was not asked")
+
+    def test_azid_token_keeps_no_key_in_a_keyring_not_a_logins(self):
+        # pam_azid's rule for the CLI too: a session keyring that does not
+        # link the user keyring is no per-login one; the token is printed only.
+        self.start(config="endpoint = @URL@\nMatch user nobody\n  resource = %s\n" % VAULT)
+        r = self.azid_as_nobody('"$AZID" token %s; echo rc=$?; keyctl search @s user azid:token:%s '
+                                '2>/dev/null; echo search=$?' % (VAULT, VAULT), like_pam_keyinit=False)
+        token = self.emu.requests()[0]["access_token"]
+        self.assertEqual(r.stdout.splitlines(), [token, "rc=0", "search=1"], r)
+        self.assertIn("azid token: got a token from the broker but did not keep it: the session keyring "
+                      "is not a per-login keyring of uid %d" % NOBODY, r.stderr)
+        self.assertEqual([l for l in r.stderr.splitlines() if l.startswith("azid")],
+                         [r.stderr.splitlines()[-1]], "one line from azid")
 
     def test_a_user_granted_nothing_gets_nothing(self):
         self.start(config="endpoint = @URL@\nMatch user someone-else\n  resource = %s\n" % VAULT)
