@@ -15,8 +15,10 @@
 
 static const char help[] =
     "Prints the access token for RESOURCE that pam_azid stored in your keyring\n"
-    "at login, followed by a newline, for example:\n"
-    "  curl -H \"Authorization: Bearer $(azid token https://vault.azure.net)\" ...\n"
+    "at login, followed by a newline, for example (curl reads the header on\n"
+    "its standard input, keeping the token off every argument list):\n"
+    "  azid token https://vault.azure.net | sed 's/^/Authorization: Bearer /' |\n"
+    "    curl -H @- URL\n"
     "RESOURCE is tried as given, then with one trailing '/' added or removed.\n"
     "Without RESOURCE, prints the only token stored.\n"
     "When the key for RESOURCE is absent or expired and the broker (azidd(8))\n"

@@ -164,6 +164,13 @@ class Token(unittest.TestCase):
                          run_argv("sh", "-c", 'echo "Authorization: Bearer $(azid token %s)"' % VAULT)])
         self.assertEqual(r[0].stdout, "Authorization: Bearer %s\n" % tok)
 
+    def test_header_on_a_pipe_as_the_docs_show(self):
+        # The lead example of README.md and azid(1), the token off argv.
+        tok = opaque_token()
+        r = box.session([add_key("azid:token:" + VAULT, tok),
+                         run_argv("sh", "-c", "azid token %s | sed 's/^/Authorization: Bearer /'" % VAULT)])
+        self.assertEqual((r[0].stdout, r[0].stderr), ("Authorization: Bearer %s\n" % tok, ""))
+
     def test_usage_errors(self):
         r = box.session([run("token", VAULT, ARM), run("token", "--jsn")])
         for res in r:
