@@ -164,6 +164,23 @@ static void report_agents(struct doctor *d, const struct lockdown_allow *allow, 
                 "briefly: look again while they run)", LOCKDOWN_PORT);
 }
 
+struct allow_warning {
+    struct doctor *d;
+    const char *config_path;
+};
+
+/* A lockdown_allow name that resolves to nobody: a typo keeps the
+ * endpoint closed to whoever was meant. */
+static void warn_allow(const char *message, void *ctx)
+{
+    const struct allow_warning *w = ctx;
+    static const char prefix[] = "lockdown_allow: ";
+    if (strncmp(message, prefix, sizeof prefix - 1) == 0)
+        message += sizeof prefix - 1;
+    finding(w->d, FINDING_WARN, "lockdown_allow", "%s; correct the name in %s", message,
+            w->config_path);
+}
+
 void doctor_check_lockdown(struct doctor *d, const char *config_path)
 {
     struct lockdown_allow applied = {0}, desired = {0}, state = {0};
@@ -180,7 +197,8 @@ void doctor_check_lockdown(struct doctor *d, const char *config_path)
         applied = state;
         state = (struct lockdown_allow){0};
     }
-    int have_desired = lockdown_desired(config_path, &desired, NULL, NULL, &err) == AZID_OK;
+    struct allow_warning w = {d, config_path};
+    int have_desired = lockdown_desired(config_path, &desired, warn_allow, &w, &err) == AZID_OK;
     if (!have_desired && lockdown_allow_uid(&desired, 0) < 0)
         return; /* out of memory: nothing more to say */
 

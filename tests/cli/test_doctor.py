@@ -257,6 +257,17 @@ class Doctor(unittest.TestCase):
         # A user sees only what the file gives it, not the levels.
         self.assertFalse([w for w in findings(self.doctor()) if w.startswith("grants")])
 
+    def test_lockdown_allow_name_that_resolves_to_nobody(self):
+        self.config = box.write("allow.conf", "lockdown_allow = root,nosuchuser,@nosuchgroup\n"
+                                "resource = https://vault.azure.net\n")
+        r = self.doctor()
+        warnings = [l for l in r.stdout.splitlines() if l.startswith("warn  lockdown_allow: ")]
+        self.assertEqual(warnings, [
+            "warn  lockdown_allow: no user 'nosuchuser' here; nobody is let through for it; "
+            "correct the name in %s" % self.config,
+            "warn  lockdown_allow: no group 'nosuchgroup' here; its members stay refused; "
+            "correct the name in %s" % self.config], r)
+
     def test_pam_stacks(self):
         self.pam = write_pam("pam-mixed", {
             "common-session": GOOD_PAM["common-session"],

@@ -173,6 +173,8 @@ EOF
     ok "doctor, off: warns that bob's process would be cut off" \
         grep -q "^warn *IMDS users: uid $(id -u bob) (bob): sleep (pid $bob_agent) .* 'azid lockdown on' would cut it off" "$E2E_TMP/doctor"
     ok "doctor, off: no warning for alice's process (lockdown_allow)" file_lacks "$E2E_TMP/doctor" "(pid $alice_agent)"
+    ok "doctor: an unknown name in lockdown_allow is a warning naming it and the file" \
+        grep -q "^warn *lockdown_allow: no user 'nosuchuser' here; nobody is let through for it; correct the name in $CONF\$" "$E2E_TMP/doctor"
     lockdown on >"$E2E_TMP/on.out" 2>"$E2E_TMP/on.err" || { cat "$E2E_TMP/on.err"; false; }
     cat "$E2E_TMP/on.out"
     ok "an unknown name in lockdown_allow is a warning naming it" file_has "$E2E_TMP/on.err" "nosuchuser"
