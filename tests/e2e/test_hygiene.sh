@@ -3,19 +3,23 @@
 #
 # Secret hygiene, end to end: real ssh logins with pam_azid's `debug` on
 # (two tokens and a Key Vault secret), every azid command run by the user
-# and by root, then a search of everything that run produced for the token
-# and secret values:
-#   - the syslog capture (pam_azid's debug lines included), sshd's log;
+# and by root, in process (no broker) and then through a real azidd (bob's
+# login, `azid token` after its key is gone, `azid status`), then a search
+# of everything that run produced for the token and secret values:
+#   - the syslog capture (pam_azid's debug lines and azidd's audit lines
+#     included), sshd's log, azidd's stderr;
 #   - stdout and stderr of every command that is not asked for a value;
 #   - /proc/PID/environ and /proc/PID/cmdline of every process of the
-#     namespace while the login is open (sshd and the session's processes;
-#     the test's own, which made the values up, excepted);
+#     namespace while a login is open (sshd, the session's processes, azidd;
+#     the test's own, which made the values up, excepted), and of every
+#     azidd fetcher seen during bob's login (the emulator answers slowly,
+#     so that one lives long enough to be seen);
 #   - every file under /tmp, /run and /var written during the run (the
 #     namespace's /run is its own tmpfs; /tmp and /var are the host's, and
 #     only what changed since the run started is read), the run's own
 #     records of the emulators excepted.
-# The debug lines must be in the capture, so that an empty capture cannot
-# pass.  Needs root and namespaces; skips (77) otherwise.
+# The debug and audit lines must be in the capture, so that an empty
+# capture cannot pass.  Needs root and namespaces; skips (77) otherwise.
 # shellcheck disable=SC2016  # bash -c '...' snippets get their values as arguments
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
@@ -28,6 +32,11 @@ export top_srcdir top_builddir
 
 R1=https://management.azure.com/
 R2=https://vault.azure.net
+# The policy azidd answers `azid token` from (the module's arguments grant
+# only the logins).
+export E2E_AZID_CONF="Match user bob
+resource = $R1
+"
 
 # The commands a user runs in the login.  Those asked for a value write
 # stdout to *.value (not searched: it holds the value by design); every
@@ -57,6 +66,35 @@ exit 3
 EOF
 }
 
+# bob's commands through the broker: his login's token key removed, `azid
+# token` gets it back from azidd; the status commands.
+session_through_broker() {
+    cat <<EOF
+o=$E2E_TMP/out/\$(id -un)
+run() { n=\$1; shift; "\$@" >\$o/\$n.out 2>\$o/\$n.err; echo \$? >\$o/\$n.rc; }
+value() { n=\$1; shift; "\$@" >\$o/\$n.value 2>\$o/\$n.err; echo \$? >\$o/\$n.rc; }
+run unlink keyctl unlink '%user:azid:token:$R1' @s
+value token azid token '$R1'
+run status azid status
+run status_json azid status --json
+touch \$o/ready
+for i in \$(seq 200); do [ -e \$o/release ] && exit 0; sleep 0.1; done
+exit 3
+EOF
+}
+
+# Copies environ and cmdline of every azidd fetcher alive now into DIR
+# (once: a copy made as it exited may be empty, then it is made again).
+snapshot_fetchers() {
+    local dir=$1 c p
+    for c in $(grep -laF -e --fetcher /proc/[0-9]*/cmdline 2>/dev/null); do
+        p=${c%/cmdline}
+        [ -s "$dir/${p#/proc/}.cmdline" ] && continue
+        cat "$p/environ" >"$dir/${p#/proc/}.environ" 2>/dev/null || true
+        cat "$p/cmdline" >"$dir/${p#/proc/}.cmdline" 2>/dev/null || true
+    done
+}
+
 # Copies environ and cmdline of every process into DIR but the test's own
 # (this script, the emulators: their environment carries E2E_TMP and the
 # secret the test made up).
@@ -78,7 +116,7 @@ files_with_values() {
 }
 
 inside() {
-    local o u alice_pid patterns leaked changed n
+    local o alice_pid bob_pid ob patterns leaked changed n
     trap 'echo "FAIL - unexpected error at line $LINENO"; e2e_dump_logs' ERR
     touch "$E2E_TMP/started" # what changed after this is the run's
 
@@ -107,6 +145,26 @@ inside() {
     done
     azid fetch --resource "$R1" >"$E2E_TMP/out/root/fetch.value" 2>"$E2E_TMP/out/root/fetch.err" || true
 
+    # The broker path: bob's login and commands through a real azidd, its
+    # first request to IMDS answered slowly so that its fetcher is seen.
+    e2e_start_broker
+    ob=$E2E_TMP/out/bob
+    install -d -m 700 -o bob -g bob "$ob"
+    mkdir "$E2E_TMP/fetchers"
+    e2e_set_faults '["slow:1.5"]'
+    e2e_ssh bob "$(session_through_broker)" >"$E2E_TMP/bob.out" 2>"$E2E_TMP/bob.err" &
+    bob_pid=$!
+    for ((n = 0; n < E2E_WAIT_TRIES; n++)); do
+        [ -e "$ob/ready" ] && break
+        snapshot_fetchers "$E2E_TMP/fetchers"
+        sleep 0.05
+    done
+    [ -e "$ob/ready" ] || cat "$E2E_TMP/bob.out" "$E2E_TMP/bob.err"
+    ok "bob's login ran azid token and azid status through the broker" test -e "$ob/ready"
+    snapshot_processes "$E2E_TMP/proc-broker"
+    touch "$ob/release"
+    wait "$bob_pid" || true
+
     # The values: every token IMDS issued (a piece of each, so that a
     # truncated copy counts too), each whole, and the secret.
     patterns=$E2E_TMP/patterns
@@ -130,6 +188,31 @@ inside() {
     ok "sshd's log names alice's session" grep -q "alice" "$E2E_TMP/sshd.log"
     ok "the process snapshot has alice's shell and sshd" \
         bash -c 'grep -lqa "^sshd: alice" "$0"/*.cmdline && ls "$0"/*.environ >/dev/null' "$E2E_TMP/proc"
+
+    # Through the broker: bob's login linked its keys, azidd audited what it
+    # issued (the tokens, the secret, the value `azid token` asked for).
+    ok "syslog holds pam_azid's debug lines for bob (the broker's keys linked)" \
+        grep -q "pam_azid.*(user bob) linked the broker's shared key" "$E2E_TMP/syslog"
+    ok "syslog holds azidd's audit lines for bob (his tokens, his secret, azid token's value)" \
+        bash -c 'grep -q "azidd.*issued token: user bob .* resource $1, .*shared key" "$0" &&
+                 grep -q "azidd.*issued token: user bob .* resource $2, .*shared key" "$0" &&
+                 grep -q "azidd.*issued secret: user bob .*shared key" "$0" &&
+                 grep -q "azidd.*issued token: user bob .* resource $1, .*value to the caller" "$0"' \
+        "$E2E_TMP/syslog" "$R1" "$R2"
+    ok "bob's azid token, with its key gone, printed a token IMDS issued (from the broker)" \
+        bash -c '[ "$(cat "$0/unlink.rc")" = 0 ] && [ "$(cat "$0/token.rc")" = 0 ] &&
+                 [ -n "$(grep -laF -f "$1" "$0/token.value")" ]' "$ob" "$patterns"
+    ok "bob's azid status and azid status --json exit 0" \
+        bash -c '[ "$(cat "$0/status.rc")" = 0 ] && [ "$(cat "$0/status_json.rc")" = 0 ]' "$ob"
+    ok "the process snapshot has azidd, and a fetcher was seen ($(grep -la -e --fetcher "$E2E_TMP/fetchers"/*.cmdline 2>/dev/null | wc -l))" \
+        bash -c 'grep -lqa "^/usr/local/sbin/azidd" "$0"/*.cmdline && grep -lqa -e --fetcher "$1"/*.cmdline' \
+        "$E2E_TMP/proc-broker" "$E2E_TMP/fetchers"
+    leaked=$(files_with_values "$patterns" "$E2E_TMP/azidd.log" "$E2E_TMP/bob.err" "$ob"/*.out "$ob"/*.err)
+    ok "no value in azidd's stderr, ssh's stderr or bob's commands' outputs but azid token's${leaked:+: $leaked}" \
+        [ -z "$leaked" ]
+    leaked=$(files_with_values "$patterns" "$E2E_TMP/proc-broker" "$E2E_TMP/fetchers")
+    ok "no value in the environ or cmdline of azidd, its fetchers or any process of bob's login${leaked:+: $leaked}" \
+        [ -z "$leaked" ]
 
     leaked=$(files_with_values "$patterns" "$E2E_TMP/syslog" "$E2E_TMP/sshd.log" "$E2E_TMP/alice.err")
     ok "no value in syslog, sshd's log or ssh's stderr${leaked:+: $leaked}" [ -z "$leaked" ]
