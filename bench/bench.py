@@ -100,7 +100,20 @@ def must(run, what):
     return run
 
 
-class Emulator:
+class Server:
+    """A server process of the run (self.proc, its stderr in self.stderr),
+    stopped on leaving its with block."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.stderr.close()
+
+
+class Emulator(Server):
     """The IMDS emulator at 169.254.169.254:80, logging to IMDS_LOG; with
     limits, IMDS's limits on (5 requests in flight, 20 a second, 429 beyond).
     They are on for the bursts only: elsewhere the figures are the cost of
@@ -120,16 +133,8 @@ class Emulator:
                 raise SystemExit("bench: the IMDS emulator did not start (%s)" % self.stderr.name)
             time.sleep(0.05)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.stderr.close()
-
-
-class Broker:
+class Broker(Server):
     """azidd on its default socket (pam_azid's broker=auto finds it), with
     an empty policy file (root's key requests carry their own settings),
     started with an empty cache; on CPU 0 alone with pin."""
@@ -154,14 +159,6 @@ class Broker:
                 time.sleep(0.02)
             finally:
                 probe.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.stderr.close()
 
     def cpu_seconds(self):
         with open("/proc/%d/stat" % self.proc.pid) as f:
