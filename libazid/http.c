@@ -22,12 +22,41 @@
 #include <time.h>
 #include <unistd.h>
 
+/* libcurl is loaded at the first request, not linked: a login the broker
+ * serves, a session granted nothing, `azid token` and azidd itself never
+ * map it and the thirty libraries it brings (some 12 million instructions
+ * of ld.so work at every sshd login; bench/README.md).  Once loaded it
+ * stays (RTLD_NODELETE), whoever unloads the code that loaded it:
+ * - an attempt cut off while resolving a host name leaves its resolver
+ *   thread to finish inside libcurl (CURLOPT_QUICK_EXIT);
+ * - a process that runs many sessions loads it once.
+ * Each function used is named once below; its type is the header's. */
+#define CURL_FUNCTIONS(X) \
+    X(easy_init) X(easy_setopt) X(easy_perform) X(easy_getinfo) X(easy_cleanup) \
+    X(easy_strerror) X(global_init) X(global_init_mem) X(slist_append) X(slist_free_all) \
+    X(version_info)
+/* OpenSSL's, found among libcurl's own libraries (so the OpenSSL that
+ * libcurl uses, whatever else the host process loaded). */
+#define OPENSSL_FUNCTIONS(X) \
+    X(OPENSSL_INIT_new) X(OPENSSL_INIT_set_config_filename) X(OPENSSL_INIT_free) \
+    X(OPENSSL_init_ssl) X(X509_get_default_cert_area) X(SSL_CTX_set_keylog_callback) \
+    X(SSL_CTX_set_options)
+
+static struct {
+#define CURL_FIELD(f) __typeof__(curl_##f) *f;
+    CURL_FUNCTIONS(CURL_FIELD)
+#undef CURL_FIELD
+#define OPENSSL_FIELD(f) __typeof__(f) *f;
+    OPENSSL_FUNCTIONS(OPENSSL_FIELD)
+#undef OPENSSL_FIELD
+} lib;
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
+static char curl_load_error[256]; /* why libcurl could not be used, "" if it can */
 static enum { KEYLOG_OK, KEYLOG_REFUSED_SETID, KEYLOG_REFUSED_ROOT } curl_keylog;
-static int curl_openssl; /* libcurl's TLS backend is the OpenSSL we link */
-static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
-static int curl_pinned;
+static int have_openssl; /* OpenSSL's functions were found beside libcurl */
+static int curl_openssl; /* libcurl's TLS backend is that OpenSSL */
 
 /* Whether this process's environment may be someone else's: a set-id
  * program (su) has its caller's; a root process may too (telnetd runs
@@ -48,34 +77,40 @@ static int environment_untrusted(void)
 static void openssl_load_system_config(void)
 {
     char path[PATH_MAX];
-    OPENSSL_INIT_SETTINGS *settings = OPENSSL_INIT_new();
-    if (settings && snprintf(path, sizeof path, "%s/openssl.cnf", X509_get_default_cert_area()) <
-                        (int)sizeof path &&
-        OPENSSL_INIT_set_config_filename(settings, path))
-        OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings);
-    OPENSSL_INIT_free(settings);
+    OPENSSL_INIT_SETTINGS *settings = lib.OPENSSL_INIT_new();
+    if (settings &&
+        snprintf(path, sizeof path, "%s/openssl.cnf", lib.X509_get_default_cert_area()) <
+            (int)sizeof path &&
+        lib.OPENSSL_INIT_set_config_filename(settings, path))
+        lib.OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings);
+    lib.OPENSSL_INIT_free(settings);
 }
 
-/* The host process may unload the PAM module, and libcurl with it, at
- * every pam_end: pin whatever object holds libcurl so that it stays mapped.
- * - An attempt cut off while resolving a host name leaves its resolver
- *   thread to finish inside libcurl (CURLOPT_QUICK_EXIT); without the pin,
- *   attempts wait for the resolver instead.
- * - A process that runs many sessions (a display manager, a su loop) would
- *   otherwise load, relocate and initialise libcurl and its TLS libraries
- *   again at every pam_start, whether the session used them or not: about
- *   13 million instructions a session, 14 times the rest of pam_azid's
- *   session (bench/README.md). */
-static void pin_libcurl(void)
+/* 1 when every libcurl function was found; else curl_load_error says why. */
+static int load_libcurl(void)
 {
-    Dl_info info;
-    if (dladdr((void *)curl_easy_init, &info) && info.dli_fname)
-        curl_pinned = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
-}
-
-void http_keep_loaded(void)
-{
-    pthread_once(&pin_once, pin_libcurl);
+    void *h = dlopen(LIBCURL_SONAME, RTLD_LAZY | RTLD_NODELETE);
+    if (!h) {
+        snprintf(curl_load_error, sizeof curl_load_error,
+                 "cannot load libcurl (%s); install its package (libcurl4 on Debian)", dlerror());
+        return 0;
+    }
+    const char *missing = NULL;
+#define CURL_LOAD(f) \
+    if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, "curl_" #f))) \
+        missing = "curl_" #f;
+    CURL_FUNCTIONS(CURL_LOAD)
+#undef CURL_LOAD
+    if (missing) {
+        snprintf(curl_load_error, sizeof curl_load_error,
+                 "%s has no %s: libazid needs libcurl 7.84 or later", LIBCURL_SONAME, missing);
+        return 0;
+    }
+    have_openssl = 1;
+#define OPENSSL_LOAD(f) have_openssl = have_openssl && (lib.f = (__typeof__(lib.f))dlsym(h, #f));
+    OPENSSL_FUNCTIONS(OPENSSL_LOAD)
+#undef OPENSSL_LOAD
+    return 1;
 }
 
 /* Never paired with curl_global_cleanup: the library may live in sshd or
@@ -87,25 +122,31 @@ void http_keep_loaded(void)
  * has the key log turned off per connection (on_ssl_ctx). */
 static void curl_init_once(void)
 {
-    if (environment_untrusted()) {
-        if (getenv("SSLKEYLOGFILE")) {
-            curl_keylog = getauxval(AT_SECURE) ? KEYLOG_REFUSED_SETID : KEYLOG_REFUSED_ROOT;
-            return;
-        }
-        openssl_load_system_config();
+    int untrusted = environment_untrusted();
+    if (untrusted && getenv("SSLKEYLOGFILE")) {
+        curl_keylog = getauxval(AT_SECURE) ? KEYLOG_REFUSED_SETID : KEYLOG_REFUSED_ROOT;
+        return;
     }
-    http_keep_loaded();
+    if (!load_libcurl())
+        return;
+    if (untrusted && have_openssl)
+        openssl_load_system_config();
     /* Ignored by libcurl when it was initialised before, as the other
      * allocator functions then are. */
     if (wipe_alloc_pin()) {
-        curl_init_result = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_alloc_free,
-                                                wipe_alloc_realloc, strdup, calloc);
+        curl_init_result = lib.global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_alloc_free,
+                                               wipe_alloc_realloc, strdup, calloc);
         wipe_alloc_install_jansson();
     } else {
-        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+        curl_init_result = lib.global_init(CURL_GLOBAL_DEFAULT);
     }
-    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    const curl_version_info_data *v = lib.version_info(CURLVERSION_NOW);
     curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
+    /* Its connections would get neither the key log off nor the cleansing. */
+    if (curl_openssl && !have_openssl)
+        snprintf(curl_load_error, sizeof curl_load_error,
+                 "%s uses OpenSSL, but OpenSSL's functions were not found among its libraries",
+                 LIBCURL_SONAME);
 }
 
 /* Called by libcurl with each new SSL_CTX, after its own settings: no key
@@ -116,8 +157,8 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *userdata)
 {
     (void)curl;
     (void)userdata;
-    SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
-    SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    lib.SSL_CTX_set_keylog_callback(ssl_ctx, NULL);
+    lib.SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
     return CURLE_OK;
 }
 
@@ -278,7 +319,7 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
 #define SET(opt, val) \
     do { \
         if (rc == CURLE_OK) \
-            rc = curl_easy_setopt(curl, opt, val); \
+            rc = lib.easy_setopt(curl, opt, val); \
     } while (0)
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_ERRORBUFFER, errbuf);
@@ -290,7 +331,7 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
      * getaddrinfo (resolv.conf's timeouts: 10 s and more) far past the
      * budget; with it the resolver thread is left to finish on its own. */
     if (!host_is_ip_literal(req->url))
-        SET(CURLOPT_QUICK_EXIT, (long)curl_pinned);
+        SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -311,8 +352,8 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
          * variable (SSL_CERT_FILE, SSL_CERT_DIR) could move: the system
          * bundle and directory libcurl was built with, or ca_file=. */
         char *ca_info = NULL, *ca_path = NULL;
-        curl_easy_getinfo(curl, CURLINFO_CAINFO, &ca_info);
-        curl_easy_getinfo(curl, CURLINFO_CAPATH, &ca_path);
+        lib.easy_getinfo(curl, CURLINFO_CAINFO, &ca_info);
+        lib.easy_getinfo(curl, CURLINFO_CAPATH, &ca_path);
         SET(CURLOPT_CAINFO, req->ca_file ? req->ca_file : ca_info);
         SET(CURLOPT_CAPATH, ca_path);
     } else if (req->ca_file) {
@@ -328,21 +369,21 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
     struct curl_slist *list = NULL;
     const char *fixed[] = {"Accept: application/json", "Expect:"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        struct curl_slist *next = curl_slist_append(list, fixed[i]);
+        struct curl_slist *next = lib.slist_append(list, fixed[i]);
         if (!next)
             goto nomem;
         list = next;
     }
     for (const char *const *h = req->headers; h && *h; h++) {
-        struct curl_slist *next = curl_slist_append(list, *h);
+        struct curl_slist *next = lib.slist_append(list, *h);
         if (!next)
             goto nomem;
         list = next;
     }
     *headers = list;
-    return curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list) == CURLE_OK ? AZID_OK : AZID_ERR_SYSTEM;
+    return lib.easy_setopt(curl, CURLOPT_HTTPHEADER, list) == CURLE_OK ? AZID_OK : AZID_ERR_SYSTEM;
 nomem:
-    curl_slist_free_all(list);
+    lib.slist_free_all(list);
     return AZID_ERR_NOMEM;
 }
 
@@ -352,7 +393,7 @@ static void headers_wipe_free(struct curl_slist *list)
 {
     for (struct curl_slist *h = list; h; h = h->next)
         explicit_bzero(h->data, strlen(h->data));
-    curl_slist_free_all(list);
+    lib.slist_free_all(list);
 }
 
 azid_status http_perform(const struct http_request *req, struct http_response *resp,
@@ -369,10 +410,12 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
         return err_set(err, AZID_ERR_SYSTEM,
                        "refusing to use libcurl as root while SSLKEYLOGFILE is set (libcurl "
                        "would create that file and write TLS session keys into it); unset it");
+    if (curl_load_error[0])
+        return err_set(err, AZID_ERR_SYSTEM, "%s", curl_load_error);
     if (curl_init_result != CURLE_OK)
         return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
-                       curl_easy_strerror(curl_init_result));
-    CURL *curl = curl_easy_init();
+                       lib.easy_strerror(curl_init_result));
+    CURL *curl = lib.easy_init();
     if (!curl)
         return err_nomem(err, "creating an HTTP handle");
 
@@ -381,22 +424,22 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     struct curl_slist *headers = NULL;
     azid_status st = setup(curl, req, &t, &headers, errbuf);
     if (st != AZID_OK) {
-        curl_easy_cleanup(curl);
+        lib.easy_cleanup(curl);
         return err_set(err, st, "cannot set up the HTTP request (libcurl option refused)");
     }
 
-    CURLcode rc = curl_easy_perform(curl);
+    CURLcode rc = lib.easy_perform(curl);
     curl_off_t connect_us = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
-    curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+    lib.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    lib.easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
     char *peer_ip = NULL;
-    if (curl_easy_getinfo(curl, CURLINFO_PRIMARY_IP, &peer_ip) == CURLE_OK && peer_ip)
+    if (lib.easy_getinfo(curl, CURLINFO_PRIMARY_IP, &peer_ip) == CURLE_OK && peer_ip)
         snprintf(resp->peer_ip, sizeof resp->peer_ip, "%s", peer_ip);
-    curl_easy_getinfo(curl, CURLINFO_PRIMARY_PORT, &resp->peer_port);
-    curl_easy_cleanup(curl);
+    lib.easy_getinfo(curl, CURLINFO_PRIMARY_PORT, &resp->peer_port);
+    lib.easy_cleanup(curl);
     headers_wipe_free(headers);
 
-    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    const char *why = errbuf[0] ? errbuf : lib.easy_strerror(rc);
     if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         st = err_set(err, AZID_ERR_RESPONSE, "response larger than %zu bytes", req->max_body);
     } else if (t.nomem) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT
- * One HTTP attempt through libcurl: the only place libazid talks to curl. */
+ * One HTTP attempt through libcurl: the only place libazid talks to curl,
+ * and the one that loads it. */
 #ifndef AZID_HTTP_H
 #define AZID_HTTP_H
 
@@ -39,10 +40,6 @@ struct http_response {
 azid_status http_perform(const struct http_request *req, struct http_response *resp,
                          azid_error *err);
 void http_response_clear(struct http_response *resp);
-
-/* Keeps libcurl (and what it loaded) mapped for the rest of the process,
- * whoever unloads the code that linked it; http_perform does it too. */
-void http_keep_loaded(void);
 
 /* Percent-encodes s (RFC 3986 unreserved characters kept).  malloc'ed;
  * NULL when out of memory. */

@@ -8,11 +8,24 @@
 
 #include "module.h"
 
-#include "http.h"
-
+#include <dlfcn.h>
+#include <pthread.h>
 #include <security/pam_ext.h>
 #include <stddef.h>
 #include <string.h>
+
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
+/* libpam loads this module at every pam_start and unloads it at pam_end.
+ * Kept mapped, a process that runs many sessions (a display manager, a su
+ * loop) maps and relocates it and its libraries once, not at every
+ * session, and libcurl's setup (libazid/http.c) is done once. */
+static void pin_module(void)
+{
+    Dl_info info;
+    if (dladdr((void *)ctx_run, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 /* fail= as written in the arguments (the last one wins, as in the
  * parser), for when there is no memory to parse them. */
@@ -62,9 +75,7 @@ int ctx_run(pam_handle_t *pamh, int argc, const char **argv, bool report_argumen
             const char *function, int (*work)(struct module_ctx *ctx))
 {
     struct module_ctx ctx;
-    /* libpam maps this module, and libcurl with it, at every pam_start:
-     * keep libcurl whatever this session does (the broker, nothing). */
-    http_keep_loaded();
+    pthread_once(&pin_once, pin_module);
     int result = ctx_init(&ctx, pamh, argc, argv, !report_arguments);
     if (result == PAM_SUCCESS) {
         log_debug(&ctx, "%s: entry", function);

@@ -140,6 +140,20 @@ class BrokerTest(unittest.TestCase):
             time.sleep(1)
         self.assertIn(" keys=0", " ".join(self.broker.status()))
 
+    def test_neither_a_login_the_broker_serves_nor_azidd_loads_libcurl(self):
+        # libcurl and the libraries it brings are mapped only where a request
+        # is made: in azidd's fetcher, not in the login nor in azidd.
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        r = box.run(self.pam_args(), prefix=["env", "LD_DEBUG=files"])
+        self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+        self.assertEqual(r.keys["azid:token:" + VAULT]["value"], self.emu.requests()[0]["access_token"])
+        self.assertIn("linked the broker's shared key", " ".join(r.lines("DEBUG")))
+        self.assertNotRegex(r.stderr, r"file=libcurl\.so")
+        with open("/proc/%d/maps" % self.broker.proc.pid) as f:
+            self.assertNotIn("libcurl", f.read())
+
     def test_without_a_broker_the_module_works_in_process(self):
         self.start()
         os.makedirs(os.path.join(self.tmp, "pam"))

@@ -4,9 +4,12 @@
 (stdout, the one stderr line, the exit code, how long it took) and what
 IMDS sees (the emulator's request log)."""
 
+import ctypes
 import email.utils
 import json
 import os
+import re
+import shutil
 import socket
 import sys
 import threading
@@ -141,6 +144,23 @@ class FetchTest(unittest.TestCase):
         reqs = emu.requests()
         self.assertEqual(len(reqs), 1)
         self.assertEqual(r.stdout, reqs[0]["access_token"] + "\n")
+
+    def test_without_libcurl_the_request_fails_naming_it(self):
+        # libazid loads libcurl at the first request: where it cannot be
+        # loaded (here an empty file in its place, in a private mount
+        # namespace), the fetch fails at once with a line saying what to install.
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private mount namespace")
+        with open(os.path.join(harness.top_builddir, "config.h")) as f:
+            soname = re.search(r'#define LIBCURL_SONAME "([^"]+)"', f.read()).group(1)
+        ctypes.CDLL(soname)
+        with open("/proc/self/maps") as f:
+            path = next(l.split()[-1] for l in f if os.path.basename(l.split()[-1]).startswith("libcurl.so"))
+        emu = self.emulator()
+        r = harness.run(["unshare", "--mount", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', path,
+                         harness.azid(), "fetch", "--endpoint", emu.url], env=dict(CLEAN_ENV))
+        self.assert_fails(r, 1, "cannot load libcurl (", "install its package (libcurl4 on Debian)")
+        self.assertEqual(emu.requests(), [])
 
     def test_json(self):
         emu = self.emulator(lifetime=1800)

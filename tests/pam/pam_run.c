@@ -6,8 +6,8 @@
  * session keyring like the user's shell), then this process closes it.
  *
  *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
- *           [--after CMD] [--cycles N] [--times] [--deny-keys EPERM|ENOSYS] [--child-end]
- *           [--deny-uid-restore]
+ *           [--after CMD] [--cycles N] [--times] [--idle MS] [--deny-keys EPERM|ENOSYS]
+ *           [--child-end] [--deny-uid-restore]
  *
  * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
  * open_ms=12, during=0, close_session=PAM_IGNORE, after=0), open_ms being
@@ -17,6 +17,8 @@
  * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000"; with
  * --times also, per cycle, "open_us=N" (pam_open_session) and "cycle_us=N"
  * (pam_start to pam_end, which loads and unloads the modules): bench/run.
+ * --idle MS sleeps MS milliseconds before each cycle, so that every timed
+ * session follows as much idle time as bench/curl_get gives its GETs.
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
@@ -123,14 +125,16 @@ static long charged_keys(uid_t uid)
 /* The kernel frees the keys of a closed session asynchronously; hundreds of
  * sessions a second would outrun it and fill the user's quota, which no
  * real login rate does.  After each session, wait (at most 2 s) until the
- * user is charged no more keys than after the first one: that count holds
+ * user is charged no more keys than after the second one: that count holds
  * the user keyrings pam_keyinit linked and the revoked session keyring this
- * process still holds, as sshd's monitor would. */
-static void await_key_collection(uid_t uid, long *settled)
+ * process still holds, as sshd's monitor would, and the first session's
+ * (revoked and empty): libraries first loaded during it, such as libcurl,
+ * keep it referenced through the credentials their file mappings hold. */
+static void await_key_collection(uid_t uid, long cycle, long *settled)
 {
     const struct timespec tick = {0, 1000000};
-    if (*settled < 0) {
-        /* First session: the count once it has stopped falling. */
+    if (cycle < 2) {
+        /* The count once it has stopped falling. */
         long last = charged_keys(uid);
         for (int steady = 0, i = 0; steady < 50 && i < 2000; i++) {
             nanosleep(&tick, NULL);
@@ -171,8 +175,8 @@ static long elapsed_us(const struct timespec *start)
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
-          "[--after CMD] [--cycles N] [--times] [--deny-keys EPERM|ENOSYS] [--child-end] "
-          "[--deny-uid-restore]\n",
+          "[--after CMD] [--cycles N] [--times] [--idle MS] [--deny-keys EPERM|ENOSYS] "
+          "[--child-end] [--deny-uid-restore]\n",
           stderr);
     exit(2);
 }
@@ -185,12 +189,12 @@ int main(int argc, char **argv)
         {"after", required_argument, NULL, 'a'},   {"cycles", required_argument, NULL, 'n'},
         {"deny-keys", required_argument, NULL, 'k'}, {"child-end", no_argument, NULL, 'e'},
         {"deny-uid-restore", no_argument, NULL, 'r'},
-        {"times", no_argument, NULL, 't'},
+        {"times", no_argument, NULL, 't'}, {"idle", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
     const char *confdir = NULL, *user = NULL, *service = "azid-test";
     const char *during = NULL, *after = NULL;
-    long cycles = 1;
+    long cycles = 1, idle_ms = 0;
     int deny_errno = 0;
     bool child_end = false, deny_uid_restore = false, times = false;
     int opt;
@@ -205,11 +209,13 @@ int main(int argc, char **argv)
         case 'e': child_end = true; break;
         case 'r': deny_uid_restore = true; break;
         case 't': times = true; break;
+        case 'i': idle_ms = strtol(optarg, NULL, 10); break;
         case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
         default: usage();
         }
     }
-    if (!confdir || !user || optind != argc || cycles < 1 || (cycles > 1 && (during || after)))
+    if (!confdir || !user || optind != argc || cycles < 1 || idle_ms < 0 || idle_ms > 10000 ||
+        (cycles > 1 && (during || after)))
         usage();
     if ((deny_errno && deny_keyring_syscalls(deny_errno) < 0) ||
         (deny_uid_restore && deny_syscall_arg0(__NR_setresuid, 0, ENOMEM) < 0)) {
@@ -222,8 +228,11 @@ int main(int argc, char **argv)
     long settled = -1;
     const struct pam_conv conv = {no_conversation, NULL};
     unsigned long opened[NRESULTS] = {0}, closed[NRESULTS] = {0};
+    const struct timespec idle = {idle_ms / 1000, idle_ms % 1000 * 1000000};
     for (long cycle = 0; cycle < cycles; cycle++) {
         pam_handle_t *pamh = NULL;
+        if (idle_ms)
+            nanosleep(&idle, NULL);
         struct timespec cycle_start;
         clock_gettime(CLOCK_MONOTONIC, &cycle_start);
         int r = pam_start_confdir(service, user, &conv, confdir, &pamh);
@@ -251,7 +260,7 @@ int main(int argc, char **argv)
         if (after)
             printf("after=%d\n", run_as_user(user, after));
         if (cycles > 1 && pw)
-            await_key_collection(uid, &settled);
+            await_key_collection(uid, cycle, &settled);
         for (size_t i = 0; i < NRESULTS; i++) {
             opened[i] += results[i].code == open;
             closed[i] += results[i].code == close;
