@@ -51,6 +51,9 @@ BURSTS = [1, 3] if SMOKE else [1, 10, 50, 200]
 DEAD_LOGINS = 2 if SMOKE else 4
 MANY_SESSIONS = 20 if SMOKE else 10000
 CALLGRIND_CYCLES = (2, 4) if SMOKE else (3, 8)
+# Milliseconds of idle before each timed session open and each bare GET of
+# figure 2: logins do not follow each other within microseconds.
+IDLE_MS = 5
 # azidd: cached-token requests (clients x each), and the entries it holds.
 BROKER_CLIENTS, BROKER_REQUESTS = (2, 50) if SMOKE else (3, 5000)
 BROKER_ENTRIES = 64 if SMOKE else 10000
@@ -320,29 +323,40 @@ def sessions():
     os.makedirs(confdir, exist_ok=True)
     for name, args in STACKS.items():
         write_stack(os.path.join(confdir, name), args)
-    opens = {k: [] for k in list(STACKS) + ["libcurl"]}
+    opens = {k: [] for k in list(STACKS) + ["libcurl", "libcurl_back_to_back"]}
+    firsts = {k: [] for k in STACKS}
     cycles = {k: [] for k in STACKS}
     with Broker() if HAVE_BROKER else contextlib.nullcontext():
-        return session_rounds(confdir, opens, cycles)
+        if HAVE_BROKER:
+            # `warm` is a cache hit from its first session on.
+            reply = ask_broker(key_request([RESOURCE], user_uid()))
+            if not re.search(r"^key .* serial=\d+", reply, re.M):
+                raise SystemExit("bench: azidd did not serve %s: %s" % (USER, reply))
+        return session_rounds(confdir, opens, firsts, cycles)
 
 
-def session_rounds(confdir, opens, cycles):
+def session_rounds(confdir, opens, firsts, cycles):
     for r in range(ROUNDS_SESSION):
         for name in list(opens):
-            if name == "libcurl":
-                run = must(spawn([CURL_GET, TOKEN_URL, str(CYCLES_SESSION)]), "curl_get")
+            if name.startswith("libcurl"):
+                idle = 0 if name == "libcurl_back_to_back" else IDLE_MS
+                run = must(spawn([CURL_GET, TOKEN_URL, str(CYCLES_SESSION), str(idle)]), "curl_get")
                 us = [int(x) for x in re.findall(r"^get_us=(\d+)$", run.out, re.M)]
             else:
                 run = must(spawn([PAM_RUN, "--confdir", confdir, "--service", name, "--user", USER,
-                                  "--cycles", str(CYCLES_SESSION), "--times"]), "pam_run " + name)
+                                  "--cycles", str(CYCLES_SESSION), "--times", "--idle", str(IDLE_MS)]),
+                           "pam_run " + name)
                 if "open_session[PAM_SUCCESS]=%d" % CYCLES_SESSION not in run.out:
                     raise SystemExit("bench: sessions of stack %s failed: %s" % (name, run.out))
                 us = [int(x) for x in re.findall(r"^open_us=(\d+)$", run.out, re.M)]
                 cycles[name] += [int(x) / 1e6 for x in re.findall(r"^cycle_us=(\d+)$", run.out, re.M)[1:]]
-            # The first of each process also loads libcurl: steady state is
-            # the rest.
+                # The first of each process is the one an sshd login pays
+                # (a process per connection); in-process libazid also loads
+                # libcurl there.
+                firsts[name].append(us[0] / 1e6)
+            # Steady state is the rest.
             opens[name] += [u / 1e6 for u in us[1:]]
-    return {"opens": opens, "cycles": cycles, "instr": session_instructions(confdir)}
+    return {"opens": opens, "firsts": firsts, "cycles": cycles, "instr": session_instructions(confdir)}
 
 
 def callgrind(argv, toggles=()):
@@ -364,6 +378,7 @@ def session_instructions(confdir):
         argv = lambda n: [PAM_RUN, "--confdir", confdir, "--service", name, "--user", USER,  # noqa: E731
                           "--cycles", str(n)]
         result[name] = {"open": per(lambda n: callgrind(argv(n), ["pam_open_session"])),
+                        "first": callgrind(argv(1), ["pam_open_session"]),
                         "cycle": per(lambda n: callgrind(argv(n), ["pam_start_confdir", "pam_open_session",
                                                                    "pam_close_session", "pam_end"]))}
     result["libcurl"] = {"open": per(lambda n: callgrind([CURL_GET, TOKEN_URL, str(n)]))}
@@ -606,7 +621,7 @@ def instr(n):
 def table(f1, f2, f3, f4, f5, f6):
     """Rows: figure, azid, azid with azidd, curl, Python SDK, az, without azid, ratio."""
     t, rss, ins = f1["times"], f1["rss"], f1["instr"]
-    o, cyc, si = f2["opens"], f2["cycles"], f2["instr"]
+    o, fi, cyc, si = f2["opens"], f2["firsts"], f2["cycles"], f2["instr"]
     kib = lambda k: "%d KiB" % k  # noqa: E731
     warm = HAVE_BROKER
     cold_added = med(o["cold"]) - med(o["none"])
@@ -630,6 +645,14 @@ def table(f1, f2, f3, f4, f5, f6):
          "added: %.2f× the GET; with azidd %s" % (
              (si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"],
              instr(si["warm"]["open"] - si["none"]["open"]) if warm else DASH)),
+        ("2. first session open of a process, as each sshd login's (%d each)" % ROUNDS_SESSION,
+         cell(fi["cold"]), cell(fi["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, cell(fi["none"]),
+         "added %s; with azidd %s" % (fmt_time(med(fi["cold"]) - med(fi["none"])),
+                                      fmt_time(med(fi["warm"]) - med(fi["none"])) if warm else DASH)),
+        ("2. first session open, instructions (callgrind)", instr(si["cold"]["first"]),
+         instr(si["warm"]["first"]) if warm else NO_BROKER, DASH, DASH, DASH, instr(si["none"]["first"]),
+         "added %s; with azidd %s" % (instr(si["cold"]["first"] - si["none"]["first"]),
+                                      instr(si["warm"]["first"] - si["none"]["first"]) if warm else DASH)),
         ("2. whole session in-process (pam_start to pam_end)", cell(cyc["cold"]),
          cell(cyc["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, cell(cyc["none"]),
          "added %s; with azidd %s" % (fmt_time(med(cyc["cold"]) - med(cyc["none"])),
@@ -747,14 +770,19 @@ def report(figures, started, load_end):
                  "This build has no broker (azidd): its figures are not measured."),
         "3. Figure 1: `azid fetch` and the Python SDK print the token; curl prints IMDS's "
         "JSON (extracting the token would add a process). Times include process start-up.",
-        "4. Figure 2: tests/pam/pam_run, %d sessions per process, the first of each dropped "
-        "(it also loads libcurl); the stack is pam_keyinit plus pam_azid with one resource "
-        "(`azid`: broker=off, a request to IMDS at every open; with azidd: a cache hit). "
-        "`open` is pam_open_session alone, `whole session` pam_start to pam_end (libpam "
-        "loads and unloads the modules there). The bare libcurl GET is bench/curl_get.c, a "
-        "new handle per GET in one process. Instructions: the difference between runs of "
-        "%d and %d sessions, per session. `added` is against the stack without pam_azid."
-        % ((CYCLES_SESSION,) + CALLGRIND_CYCLES),
+        "4. Figure 2: tests/pam/pam_run, %d sessions per process; the first of each (the "
+        "one an sshd login, a process per connection, pays; without azidd it also loads "
+        "libcurl) has rows of its own, the steady state is the rest. The stack is pam_keyinit "
+        "plus pam_azid with one resource (`azid`: broker=off, a request to IMDS at every open; "
+        "with azidd: a cache hit). `open` is pam_open_session alone, `whole session` pam_start "
+        "to pam_end (libpam loads the modules there, and unloads those that do not keep "
+        "themselves loaded). The bare libcurl GET is bench/curl_get.c, a new handle per GET in "
+        "one process. Each open (after its pam_start) and each GET follows %d ms of idle (`pam_run --idle`, "
+        "`curl_get URL N %d`); back to back, as the process, the emulator and the caches stay "
+        "warm as they never are for a login, a GET took %s. Instructions: the "
+        "difference between runs of %d and %d sessions, per session; the first session's, a "
+        "run of one. `added` is against the stack without pam_azid."
+        % ((CYCLES_SESSION, IDLE_MS, IDLE_MS, cell(f2["opens"]["libcurl_back_to_back"])) + CALLGRIND_CYCLES),
         "5. Figures 3-5: a real ssh login (public key) of one user to sshd on 127.0.0.1, "
         "running one command that checks for the token: `keyctl search` (azid), or the "
         "profile script sourced (curl: `%s`, run by the login shell as an admin would put it "

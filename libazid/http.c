@@ -51,12 +51,13 @@ static struct {
 #undef OPENSSL_FIELD
 } lib;
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-static char curl_load_error[256]; /* why libcurl could not be used, "" if it can */
-static enum { KEYLOG_OK, KEYLOG_REFUSED_SETID, KEYLOG_REFUSED_ROOT } curl_keylog;
-static int have_openssl; /* OpenSSL's functions were found beside libcurl */
-static int curl_openssl; /* libcurl's TLS backend is that OpenSSL */
+/* Set once libcurl is loaded and initialised; until then every request
+ * tries again (a load can fail for a while: no file descriptors or memory
+ * left, the package being upgraded). */
+static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int curl_ready;
+static int curl_openssl;         /* libcurl's TLS backend is OpenSSL (lib's functions) */
+static unsigned curl_version_num; /* of the libcurl loaded, not of the headers */
 
 /* Whether this process's environment may be someone else's: a set-id
  * program (su) has its caller's; a root process may too (telnetd runs
@@ -86,31 +87,41 @@ static void openssl_load_system_config(void)
     lib.OPENSSL_INIT_free(settings);
 }
 
-/* 1 when every libcurl function was found; else curl_load_error says why. */
-static int load_libcurl(void)
+/* Loads libcurl and resolves its functions, and OpenSSL's if libcurl
+ * uses OpenSSL. */
+static azid_status load_libcurl(azid_error *err)
 {
     void *h = dlopen(LIBCURL_SONAME, RTLD_LAZY | RTLD_NODELETE);
-    if (!h) {
-        snprintf(curl_load_error, sizeof curl_load_error,
-                 "cannot load libcurl (%s); install its package (libcurl4 on Debian)", dlerror());
-        return 0;
-    }
+    if (!h)
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "cannot load libcurl (%s); install its package (libcurl4 on Debian)",
+                       dlerror());
     const char *missing = NULL;
 #define CURL_LOAD(f) \
     if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, "curl_" #f))) \
         missing = "curl_" #f;
     CURL_FUNCTIONS(CURL_LOAD)
 #undef CURL_LOAD
-    if (missing) {
-        snprintf(curl_load_error, sizeof curl_load_error,
-                 "%s has no %s: libazid needs libcurl 7.84 or later", LIBCURL_SONAME, missing);
-        return 0;
-    }
-    have_openssl = 1;
-#define OPENSSL_LOAD(f) have_openssl = have_openssl && (lib.f = (__typeof__(lib.f))dlsym(h, #f));
+    if (missing)
+        return err_set(err, AZID_ERR_SYSTEM, "%s has no %s: libazid needs libcurl 7.84 or later",
+                       LIBCURL_SONAME, missing);
+    const curl_version_info_data *v = lib.version_info(CURLVERSION_NOW);
+    curl_version_num = v ? v->version_num : 0;
+    curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
+    if (!curl_openssl)
+        return AZID_OK;
+    /* Without them its connections would get neither the key log off nor
+     * the cleansing, and a root process would leave OPENSSL_CONF to OpenSSL. */
+#define OPENSSL_LOAD(f) \
+    if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, #f))) \
+        missing = #f;
     OPENSSL_FUNCTIONS(OPENSSL_LOAD)
 #undef OPENSSL_LOAD
-    return 1;
+    if (missing)
+        return err_set(err, AZID_ERR_SYSTEM,
+                       "%s uses OpenSSL, but OpenSSL's %s was not found among its libraries",
+                       LIBCURL_SONAME, missing);
+    return AZID_OK;
 }
 
 /* Never paired with curl_global_cleanup: the library may live in sshd or
@@ -120,33 +131,44 @@ static int load_libcurl(void)
  * receive TLS session keys.  A root or set-id process whose environment
  * sets it gets no libcurl at all; one whose libcurl someone else initialised
  * has the key log turned off per connection (on_ssl_ctx). */
-static void curl_init_once(void)
+static azid_status curl_init(azid_error *err)
 {
     int untrusted = environment_untrusted();
-    if (untrusted && getenv("SSLKEYLOGFILE")) {
-        curl_keylog = getauxval(AT_SECURE) ? KEYLOG_REFUSED_SETID : KEYLOG_REFUSED_ROOT;
-        return;
-    }
-    if (!load_libcurl())
-        return;
-    if (untrusted && have_openssl)
+    if (untrusted && getenv("SSLKEYLOGFILE"))
+        return err_set(err, AZID_ERR_SYSTEM,
+                       getauxval(AT_SECURE)
+                           ? "refusing to use libcurl in a set-user-id program whose caller set "
+                             "SSLKEYLOGFILE; unset it"
+                           : "refusing to use libcurl as root while SSLKEYLOGFILE is set (libcurl "
+                             "would create that file and write TLS session keys into it); unset it");
+    azid_status st = load_libcurl(err);
+    if (st != AZID_OK)
+        return st;
+    if (untrusted && curl_openssl)
         openssl_load_system_config();
     /* Ignored by libcurl when it was initialised before, as the other
      * allocator functions then are. */
+    CURLcode rc;
     if (wipe_alloc_pin()) {
-        curl_init_result = lib.global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_alloc_free,
-                                               wipe_alloc_realloc, strdup, calloc);
+        rc = lib.global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_alloc_free, wipe_alloc_realloc,
+                                 strdup, calloc);
         wipe_alloc_install_jansson();
     } else {
-        curl_init_result = lib.global_init(CURL_GLOBAL_DEFAULT);
+        rc = lib.global_init(CURL_GLOBAL_DEFAULT);
     }
-    const curl_version_info_data *v = lib.version_info(CURLVERSION_NOW);
-    curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
-    /* Its connections would get neither the key log off nor the cleansing. */
-    if (curl_openssl && !have_openssl)
-        snprintf(curl_load_error, sizeof curl_load_error,
-                 "%s uses OpenSSL, but OpenSSL's functions were not found among its libraries",
-                 LIBCURL_SONAME);
+    if (rc != CURLE_OK)
+        return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
+                       lib.easy_strerror(rc));
+    curl_ready = 1;
+    return AZID_OK;
+}
+
+static azid_status curl_prepare(azid_error *err)
+{
+    pthread_mutex_lock(&curl_lock);
+    azid_status st = curl_ready ? AZID_OK : curl_init(err);
+    pthread_mutex_unlock(&curl_lock);
+    return st;
 }
 
 /* Called by libcurl with each new SSL_CTX, after its own settings: no key
@@ -401,20 +423,9 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_keylog == KEYLOG_REFUSED_SETID)
-        return err_set(err, AZID_ERR_SYSTEM,
-                       "refusing to use libcurl in a set-user-id program whose caller set "
-                       "SSLKEYLOGFILE; unset it");
-    if (curl_keylog == KEYLOG_REFUSED_ROOT)
-        return err_set(err, AZID_ERR_SYSTEM,
-                       "refusing to use libcurl as root while SSLKEYLOGFILE is set (libcurl "
-                       "would create that file and write TLS session keys into it); unset it");
-    if (curl_load_error[0])
-        return err_set(err, AZID_ERR_SYSTEM, "%s", curl_load_error);
-    if (curl_init_result != CURLE_OK)
-        return err_set(err, AZID_ERR_SYSTEM, "libcurl initialisation failed: %s",
-                       lib.easy_strerror(curl_init_result));
+    azid_status prepared = curl_prepare(err);
+    if (prepared != AZID_OK)
+        return prepared;
     CURL *curl = lib.easy_init();
     if (!curl)
         return err_nomem(err, "creating an HTTP handle");

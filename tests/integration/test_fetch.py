@@ -8,9 +8,8 @@ import ctypes
 import email.utils
 import json
 import os
-import re
-import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -149,13 +148,13 @@ class FetchTest(unittest.TestCase):
         # libazid loads libcurl at the first request: where it cannot be
         # loaded (here an empty file in its place, in a private mount
         # namespace), the fetch fails at once with a line saying what to install.
-        if os.geteuid() != 0 or not shutil.which("unshare"):
+        if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
             self.skipTest("needs root and unshare for a private mount namespace")
-        with open(os.path.join(harness.top_builddir, "config.h")) as f:
-            soname = re.search(r'#define LIBCURL_SONAME "([^"]+)"', f.read()).group(1)
-        ctypes.CDLL(soname)
+        ctypes.CDLL(harness.LIBCURL_SONAME)
         with open("/proc/self/maps") as f:
-            path = next(l.split()[-1] for l in f if os.path.basename(l.split()[-1]).startswith("libcurl.so"))
+            paths = {l.split()[-1] for l in f if os.path.basename(l.split()[-1]).startswith(harness.LIBCURL_SONAME)}
+        self.assertEqual(len(paths), 1, "where %s is mapped: %s" % (harness.LIBCURL_SONAME, paths))
+        path = paths.pop()
         emu = self.emulator()
         r = harness.run(["unshare", "--mount", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', path,
                          harness.azid(), "fetch", "--endpoint", emu.url], env=dict(CLEAN_ENV))

@@ -15,6 +15,7 @@ and default to the checkout this file lives in.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,20 @@ SKIP = 77
 top_srcdir = os.environ.get("top_srcdir") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 top_builddir = os.environ.get("top_builddir") or top_srcdir
 EMULATOR = os.path.join(top_srcdir, "tests", "emulator", "imds.py")
+
+
+def config_define(name):
+    """A string that configure defined in the build's config.h, or None."""
+    try:
+        with open(os.path.join(top_builddir, "config.h")) as f:
+            m = re.search(r'^#define %s "([^"]*)"$' % name, f.read(), re.M)
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+# The libcurl libazid loads at its first request (libazid/http.c).
+LIBCURL_SONAME = config_define("LIBCURL_SONAME")
 
 
 def azid():

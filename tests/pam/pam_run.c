@@ -17,8 +17,9 @@
  * how often each result came, e.g. "open_session[PAM_SUCCESS]=1000"; with
  * --times also, per cycle, "open_us=N" (pam_open_session) and "cycle_us=N"
  * (pam_start to pam_end, which loads and unloads the modules): bench/run.
- * --idle MS sleeps MS milliseconds before each cycle, so that every timed
- * session follows as much idle time as bench/curl_get gives its GETs.
+ * --idle MS sleeps MS milliseconds between pam_start and pam_open_session
+ * (not counted in cycle_us), so that every timed open follows as much idle
+ * time as bench/curl_get gives its GETs.
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
@@ -231,8 +232,6 @@ int main(int argc, char **argv)
     const struct timespec idle = {idle_ms / 1000, idle_ms % 1000 * 1000000};
     for (long cycle = 0; cycle < cycles; cycle++) {
         pam_handle_t *pamh = NULL;
-        if (idle_ms)
-            nanosleep(&idle, NULL);
         struct timespec cycle_start;
         clock_gettime(CLOCK_MONOTONIC, &cycle_start);
         int r = pam_start_confdir(service, user, &conv, confdir, &pamh);
@@ -241,6 +240,12 @@ int main(int argc, char **argv)
             return 1;
         }
         struct timespec start;
+        long idled_us = 0;
+        if (idle_ms) {
+            clock_gettime(CLOCK_MONOTONIC, &start);
+            nanosleep(&idle, NULL);
+            idled_us = elapsed_us(&start);
+        }
         clock_gettime(CLOCK_MONOTONIC, &start);
         int open = pam_open_session(pamh, 0);
         if (times)
@@ -256,7 +261,7 @@ int main(int argc, char **argv)
             printf("close_session=%s\n", result_name(close));
         pam_end(pamh, close);
         if (times)
-            printf("cycle_us=%ld\n", elapsed_us(&cycle_start));
+            printf("cycle_us=%ld\n", elapsed_us(&cycle_start) - idled_us);
         if (after)
             printf("after=%d\n", run_as_user(user, after));
         if (cycles > 1 && pw)

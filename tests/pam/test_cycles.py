@@ -33,7 +33,7 @@ class Cycles(pamtest.SandboxTest):
         self.assertEqual(len(self.emu.requests()), 600)
 
     def assert_libcurl_loaded(self, r, times, what):
-        loads = re.findall(r"file=libcurl\.so\.\d+ \[0\];  generating link map", r.stderr)
+        loads = re.findall(r"file=%s \[0\];  generating link map" % re.escape(harness.LIBCURL_SONAME), r.stderr)
         self.assertEqual(len(loads), times, "libcurl was loaded %d times for 4 sessions %s" % (len(loads), what))
 
     def test_libcurl_loaded_once(self):
