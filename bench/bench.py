@@ -55,7 +55,7 @@ CALLGRIND_CYCLES = (2, 4) if SMOKE else (3, 8)
 # figure 2: logins do not follow each other within microseconds.
 IDLE_MS = 5
 # azidd: cached-token requests (clients x each), and the entries it holds.
-BROKER_CLIENTS, BROKER_REQUESTS = (2, 50) if SMOKE else (3, 5000)
+BROKER_CLIENTS, BROKER_REQUESTS = (2, 50) if SMOKE else (3, 333334)
 BROKER_ENTRIES = 64 if SMOKE else 10000
 FEW_SESSIONS = 10
 
@@ -423,6 +423,7 @@ def broker_throughput():
     line = key_request([RESOURCE], user_uid())
     with Broker(pin=True) as broker:
         ask_broker(line)
+        rss_first = broker.rss_kib()
         cpu = broker.cpu_seconds()
         start = time.monotonic()
         procs = [multiprocessing.Process(target=hammer, args=(line, BROKER_REQUESTS))
@@ -435,9 +436,11 @@ def broker_throughput():
                 raise SystemExit("bench: a client of azidd failed")
         wall = time.monotonic() - start
         cpu = broker.cpu_seconds() - cpu
+        rss_last = broker.rss_kib()
     n = BROKER_CLIENTS * BROKER_REQUESTS
     # None: too few requests for the kernel's CPU accounting (ticks).
-    return {"n": n, "per_s": n / wall, "per_cpu_s": n / cpu if cpu >= 0.1 else None}
+    return {"n": n, "per_s": n / wall, "per_cpu_s": n / cpu if cpu >= 0.1 else None,
+            "rss": (rss_first, rss_last)}
 
 
 def broker_entries():
@@ -691,6 +694,9 @@ def table(f1, f2, f3, f4, f5, f6):
                                                      fmt_time(e["fill"]))),
             ("6. azidd: cached-token (key) requests, %d clients × %d" % (BROKER_CLIENTS, BROKER_REQUESTS), DASH,
              "%.0f/s; %s per second of azidd's CPU" % (b["per_s"], per_cpu(b)), DASH, DASH, DASH, DASH, DASH),
+            ("6. azidd: RSS after its first request / after the %s more" % "{:,}".format(b["n"]), DASH,
+             "%s / %s" % (kib(b["rss"][0]), kib(b["rss"][1])), DASH, DASH, DASH, DASH,
+             "growth %d KiB" % (b["rss"][1] - b["rss"][0])),
         ]
     else:
         rows.append(("6. azidd holding 10,000 entries; its requests a second", DASH, NO_BROKER,
