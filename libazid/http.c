@@ -56,8 +56,7 @@ static struct {
  * left, the package being upgraded). */
 static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int curl_ready;
-static int curl_openssl;         /* libcurl's TLS backend is OpenSSL (lib's functions) */
-static unsigned curl_version_num; /* of the libcurl loaded, not of the headers */
+static int curl_openssl; /* libcurl's TLS backend is OpenSSL (lib's functions) */
 
 /* Whether this process's environment may be someone else's: a set-id
  * program (su) has its caller's; a root process may too (telnetd runs
@@ -106,7 +105,6 @@ static azid_status load_libcurl(azid_error *err)
         return err_set(err, AZID_ERR_SYSTEM, "%s has no %s: libazid needs libcurl 7.84 or later",
                        LIBCURL_SONAME, missing);
     const curl_version_info_data *v = lib.version_info(CURLVERSION_NOW);
-    curl_version_num = v ? v->version_num : 0;
     curl_openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
     if (!curl_openssl)
         return AZID_OK;
