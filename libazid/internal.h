@@ -71,4 +71,8 @@ int text_is_word(const char *value); /* NULL is not a word */
 azid_status file_read_small(const char *path, const char *what, size_t max, unsigned flags,
                             char **data, size_t *length, struct stat *st, azid_error *err);
 
+/* Keeps the object (program or shared object) holding addr mapped for the
+ * rest of the process, whoever unloads it (RTLD_NODELETE).  1 when it is. */
+int keep_loaded(const void *addr);
+
 #endif

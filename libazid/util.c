@@ -5,6 +5,7 @@
 
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -123,4 +124,12 @@ azid_status file_read_small(const char *path, const char *what, size_t max, unsi
     if (length)
         *length = (size_t)n;
     return AZID_OK;
+}
+
+int keep_loaded(const void *addr)
+{
+    Dl_info info;
+    if (!dladdr(addr, &info) || !info.dli_fname)
+        return 0;
+    return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
 }

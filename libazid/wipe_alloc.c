@@ -10,7 +10,6 @@
 
 #include "internal.h"
 
-#include <dlfcn.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -50,10 +49,7 @@ int wipe_alloc_pin(void)
     /* libcurl and jansson keep these function pointers for the life of the
      * process, but the PAM module holding them is unloaded at pam_end:
      * keep the object that holds them (and so its libraries) mapped. */
-    Dl_info info;
-    if (!dladdr((void *)wipe_alloc_free, &info) || !info.dli_fname)
-        return 0;
-    return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != NULL;
+    return keep_loaded((const void *)wipe_alloc_free);
 }
 
 void wipe_alloc_install_jansson(void)

@@ -8,7 +8,8 @@
 
 #include "module.h"
 
-#include <dlfcn.h>
+#include "internal.h"
+
 #include <pthread.h>
 #include <security/pam_ext.h>
 #include <stddef.h>
@@ -22,9 +23,7 @@ static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
  * session, and libcurl's setup (libazid/http.c) is done once. */
 static void pin_module(void)
 {
-    Dl_info info;
-    if (dladdr((void *)ctx_run, &info) && info.dli_fname)
-        dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+    keep_loaded((const void *)ctx_run);
 }
 
 /* fail= as written in the arguments (the last one wins, as in the
