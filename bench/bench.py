@@ -621,6 +621,15 @@ def instr(n):
     return "{:,.0f}".format(n)
 
 
+def added_row(label, xs, show, added):
+    """A figure-2 row of the stacks cold, warm (with azidd) and none, and
+    what pam_azid adds to none: added(a, b) says a against b."""
+    warm = HAVE_BROKER
+    return (label, show(xs["cold"]), show(xs["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, show(xs["none"]),
+            "added %s; with azidd %s" % (added(xs["cold"], xs["none"]),
+                                         added(xs["warm"], xs["none"]) if warm else DASH))
+
+
 def table(f1, f2, f3, f4, f5, f6):
     """Rows: figure, azid, azid with azidd, curl, Python SDK, az, without azid, ratio."""
     t, rss, ins = f1["times"], f1["rss"], f1["instr"]
@@ -648,22 +657,14 @@ def table(f1, f2, f3, f4, f5, f6):
          "added: %.2f× the GET; with azidd %s" % (
              (si["cold"]["open"] - si["none"]["open"]) / si["libcurl"]["open"],
              instr(si["warm"]["open"] - si["none"]["open"]) if warm else DASH)),
-        ("2. first session open of a process, as each sshd login's (%d each)" % ROUNDS_SESSION,
-         cell(fi["cold"]), cell(fi["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, cell(fi["none"]),
-         "added %s; with azidd %s" % (fmt_time(med(fi["cold"]) - med(fi["none"])),
-                                      fmt_time(med(fi["warm"]) - med(fi["none"])) if warm else DASH)),
-        ("2. first session open, instructions (callgrind)", instr(si["cold"]["first"]),
-         instr(si["warm"]["first"]) if warm else NO_BROKER, DASH, DASH, DASH, instr(si["none"]["first"]),
-         "added %s; with azidd %s" % (instr(si["cold"]["first"] - si["none"]["first"]),
-                                      instr(si["warm"]["first"] - si["none"]["first"]) if warm else DASH)),
-        ("2. whole session in-process (pam_start to pam_end)", cell(cyc["cold"]),
-         cell(cyc["warm"]) if warm else NO_BROKER, DASH, DASH, DASH, cell(cyc["none"]),
-         "added %s; with azidd %s" % (fmt_time(med(cyc["cold"]) - med(cyc["none"])),
-                                      fmt_time(med(cyc["warm"]) - med(cyc["none"])) if warm else DASH)),
-        ("2. whole session, instructions (callgrind)", instr(si["cold"]["cycle"]),
-         instr(si["warm"]["cycle"]) if warm else NO_BROKER, DASH, DASH, DASH, instr(si["none"]["cycle"]),
-         "added %s; with azidd %s" % (instr(si["cold"]["cycle"] - si["none"]["cycle"]),
-                                      instr(si["warm"]["cycle"] - si["none"]["cycle"]) if warm else DASH)),
+        added_row("2. first session open of a process, as each sshd login's (%d each)" % ROUNDS_SESSION,
+                  fi, cell, lambda a, b: fmt_time(med(a) - med(b))),
+        added_row("2. first session open, instructions (callgrind)",
+                  {k: si[k]["first"] for k in STACKS}, instr, lambda a, b: instr(a - b)),
+        added_row("2. whole session in-process (pam_start to pam_end)",
+                  cyc, cell, lambda a, b: fmt_time(med(a) - med(b))),
+        added_row("2. whole session, instructions (callgrind)",
+                  {k: si[k]["cycle"] for k in STACKS}, instr, lambda a, b: instr(a - b)),
         ("3. ssh login, key exchange to logout (%d each)" % ROUNDS_LOGIN, cell(f3["azid"]),
          cell(f3["broker"]) if warm else NO_BROKER, "profile script: " + cell(f3["curl"]), DASH, DASH,
          cell(f3["none"]), "azid/none %s; curl/none %s" % (ratio(f3["azid"], f3["none"]),
