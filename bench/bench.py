@@ -338,6 +338,7 @@ def sessions():
 
 
 def session_rounds(confdir, opens, firsts, cycles):
+    line = key_request([RESOURCE], user_uid()).decode().rstrip("\n") if HAVE_BROKER else None
     for r in range(ROUNDS_SESSION):
         for name in list(opens):
             if name.startswith("libcurl"):
@@ -345,7 +346,6 @@ def session_rounds(confdir, opens, firsts, cycles):
                 run = must(spawn([CURL_GET, TOKEN_URL, str(CYCLES_SESSION), str(idle)]), "curl_get")
                 us = [int(x) for x in re.findall(r"^get_us=(\d+)$", run.out, re.M)]
             elif name == "broker_rtt":
-                line = key_request([RESOURCE], user_uid()).decode().rstrip("\n")
                 run = must(spawn([BROKER_RTT, BROKER_SOCKET, line, str(CYCLES_SESSION), str(IDLE_MS)]),
                            "broker_rtt")
                 us = [int(x) for x in re.findall(r"^rtt_us=(\d+)$", run.out, re.M)]
@@ -793,14 +793,16 @@ def report(figures, started, load_end):
         "with azidd: a cache hit). `open` is pam_open_session alone, `whole session` pam_start "
         "to pam_end (libpam loads the modules there, and unloads those that do not keep "
         "themselves loaded). The bare libcurl GET is bench/curl_get.c, a new handle per GET in "
-        "one process; the bare round trip to azidd is bench/broker_rtt.c, pam_azid's "
-        "request of a login (a connection, the key request, the reply) and nothing else. "
-        "Each open (after its pam_start), each GET and each round trip follows %d ms of idle "
-        "(`pam_run --idle`, `curl_get URL N %d`); back to back, as the process, the emulator and the caches stay "
-        "warm as they never are for a login, a GET took %s. Instructions: the "
+        "one process; the bare round trip to azidd is bench/broker_rtt.c, the key request "
+        "of a login (a connection, the request line, the reply) without pam_azid's checks "
+        "around it. Each open (after its pam_start), each GET and each round trip follows %d ms "
+        "of idle (`pam_run --idle`, `curl_get URL N %d`, `broker_rtt SOCKET REQUEST N %d`); "
+        "back to back, as the process, the emulator and the caches stay warm as they never "
+        "are for a login, a GET took %s. Instructions: the "
         "difference between runs of %d and %d sessions, per session; the first session's, a "
         "run of one. `added` is against the stack without pam_azid."
-        % ((CYCLES_SESSION, IDLE_MS, IDLE_MS, cell(f2["opens"]["libcurl_back_to_back"])) + CALLGRIND_CYCLES),
+        % ((CYCLES_SESSION, IDLE_MS, IDLE_MS, IDLE_MS, cell(f2["opens"]["libcurl_back_to_back"]))
+           + CALLGRIND_CYCLES),
         "5. Figures 3-5: a real ssh login (public key) of one user to sshd on 127.0.0.1, "
         "running one command that checks for the token: `keyctl search` (azid), or the "
         "profile script sourced (curl: `%s`, run by the login shell as an admin would put it "
