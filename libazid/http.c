@@ -95,10 +95,12 @@ static azid_status load_libcurl(azid_error *err)
         return err_set(err, AZID_ERR_SYSTEM,
                        "cannot load libcurl (%s); install its package (libcurl4 on Debian)",
                        dlerror());
+    /* Resolves lib.f by name; missing names the first that is not there. */
     const char *missing = NULL;
-#define CURL_LOAD(f) \
-    if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, "curl_" #f))) \
-        missing = "curl_" #f;
+#define LOAD(f, name) \
+    if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, name))) \
+        missing = name;
+#define CURL_LOAD(f) LOAD(f, "curl_" #f)
     CURL_FUNCTIONS(CURL_LOAD)
 #undef CURL_LOAD
     if (missing)
@@ -110,11 +112,10 @@ static azid_status load_libcurl(azid_error *err)
         return AZID_OK;
     /* Without them its connections would get neither the key log off nor
      * the cleansing, and a root process would leave OPENSSL_CONF to OpenSSL. */
-#define OPENSSL_LOAD(f) \
-    if (!missing && !(lib.f = (__typeof__(lib.f))dlsym(h, #f))) \
-        missing = #f;
+#define OPENSSL_LOAD(f) LOAD(f, #f)
     OPENSSL_FUNCTIONS(OPENSSL_LOAD)
 #undef OPENSSL_LOAD
+#undef LOAD
     if (missing)
         return err_set(err, AZID_ERR_SYSTEM,
                        "%s uses OpenSSL, but OpenSSL's %s was not found among its libraries",
