@@ -328,17 +328,19 @@ def sessions():
              + (["broker_rtt"] if HAVE_BROKER else [])}
     firsts = {k: [] for k in STACKS}
     cycles = {k: [] for k in STACKS}
+    line = key_request([RESOURCE], user_uid()) if HAVE_BROKER else None
     with Broker() if HAVE_BROKER else contextlib.nullcontext():
         if HAVE_BROKER:
             # `warm` is a cache hit from its first session on.
-            reply = ask_broker(key_request([RESOURCE], user_uid()))
+            reply = ask_broker(line)
             if not re.search(r"^key .* serial=\d+", reply, re.M):
                 raise SystemExit("bench: azidd did not serve %s: %s" % (USER, reply))
-        return session_rounds(confdir, opens, firsts, cycles)
+        return session_rounds(confdir, opens, firsts, cycles, line)
 
 
-def session_rounds(confdir, opens, firsts, cycles):
-    line = key_request([RESOURCE], user_uid()).decode().rstrip("\n") if HAVE_BROKER else None
+def session_rounds(confdir, opens, firsts, cycles, line):
+    """line: the key request of the warm stack's logins, which broker_rtt
+    makes alone."""
     for r in range(ROUNDS_SESSION):
         for name in list(opens):
             if name.startswith("libcurl"):
@@ -346,7 +348,8 @@ def session_rounds(confdir, opens, firsts, cycles):
                 run = must(spawn([CURL_GET, TOKEN_URL, str(CYCLES_SESSION), str(idle)]), "curl_get")
                 us = [int(x) for x in re.findall(r"^get_us=(\d+)$", run.out, re.M)]
             elif name == "broker_rtt":
-                run = must(spawn([BROKER_RTT, BROKER_SOCKET, line, str(CYCLES_SESSION), str(IDLE_MS)]),
+                run = must(spawn([BROKER_RTT, BROKER_SOCKET, line.decode().rstrip("\n"), str(CYCLES_SESSION),
+                                  str(IDLE_MS)]),
                            "broker_rtt")
                 us = [int(x) for x in re.findall(r"^rtt_us=(\d+)$", run.out, re.M)]
             else:
