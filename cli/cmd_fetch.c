@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char help_head[] =
@@ -190,6 +191,14 @@ int cmd_fetch(int argc, char **argv)
                a.resource);
         azid_client_free(client);
         return EXIT_SOURCE;
+    }
+    /* A plain-http source (all but workload identity) needs no TLS; with
+     * no source, the request below says so. */
+    const char *endpoint = azid_client_endpoint(client);
+    if (endpoint && strncmp(endpoint, "http://", 7) == 0 &&
+        azid_global_init(AZID_GLOBAL_NO_TLS, &err) != AZID_OK) {
+        azid_client_free(client);
+        return report_error(argv[0], &err);
     }
     if (azid_client_get_token(client, a.resource, &token, &err) != AZID_OK) {
         azid_client_free(client);

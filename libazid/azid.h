@@ -69,6 +69,17 @@ const char *azid_status_name(azid_status status);
 /* Package version, e.g. "0.1.0". */
 const char *azid_version(void);
 
+/* For a program whose every request is plain http (IMDS, the Arc agent,
+ * App Service, Cloud Shell): the process makes no TLS connection, so
+ * libcurl's OpenSSL is set up without its configuration file, error
+ * strings or exit handler, and an https request fails (AZID_ERR_ARGUMENT)
+ * before it is sent. */
+#define AZID_GLOBAL_NO_TLS 0x1u
+/* Process-wide settings (AZID_GLOBAL_*, or 0 for the defaults), before the
+ * process's first request and not concurrently with a request: after it,
+ * or with an unknown flag, AZID_ERR_ARGUMENT and nothing changes. */
+azid_status azid_global_init(unsigned flags, azid_error *err);
+
 /* ---- tokens and secrets ----------------------------------------------- */
 
 typedef struct azid_token azid_token;

@@ -57,6 +57,23 @@ static struct {
 static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int curl_ready;
 static int curl_openssl; /* libcurl's TLS backend is OpenSSL (lib's functions) */
+static int no_tls;       /* AZID_GLOBAL_NO_TLS, fixed once curl_ready */
+
+azid_status azid_global_init(unsigned flags, azid_error *err)
+{
+    if (flags & ~AZID_GLOBAL_NO_TLS)
+        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init: unknown flags 0x%x",
+                       flags & ~AZID_GLOBAL_NO_TLS);
+    pthread_mutex_lock(&curl_lock);
+    int late = curl_ready;
+    if (!late)
+        no_tls = (flags & AZID_GLOBAL_NO_TLS) != 0;
+    pthread_mutex_unlock(&curl_lock);
+    if (late)
+        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init after this process's first "
+                                               "request, which set libcurl up; call it before");
+    return AZID_OK;
+}
 
 /* Whether this process's environment may be someone else's: a set-id
  * program (su) has its caller's; a root process may too (telnetd runs
@@ -143,7 +160,14 @@ static azid_status curl_init(azid_error *err)
     azid_status st = load_libcurl(err);
     if (st != AZID_OK)
         return st;
-    if (untrusted && curl_openssl)
+    /* OpenSSL keeps the first choice for each: libcurl's initialisation
+     * asks for the configuration and the strings in vain after this
+     * (bench/README.md measures what it saves). */
+    if (no_tls && curl_openssl)
+        lib.OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
+                                 OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT,
+                             NULL);
+    else if (untrusted && curl_openssl)
         openssl_load_system_config();
     /* Ignored by libcurl when it was initialised before, as the other
      * allocator functions then are. */
@@ -425,6 +449,11 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     azid_status prepared = curl_prepare(err);
     if (prepared != AZID_OK)
         return prepared;
+    /* After curl_prepare, whose lock orders this read after the flag's
+     * last write. */
+    if (no_tls && strncasecmp(req->url, "https:", 6) == 0)
+        return err_set(err, AZID_ERR_ARGUMENT, "no https request in this program: it set libazid "
+                                               "up without TLS (AZID_GLOBAL_NO_TLS)");
     CURL *curl = lib.easy_init();
     if (!curl)
         return err_nomem(err, "creating an HTTP handle");

@@ -3,10 +3,11 @@
  * Reads one Key Vault secret through the public API only (<azid.h>), for
  * tests/integration/test_secret.py:
  *
- *   secret_get ENDPOINT CA_FILE URL TIMEOUT_MS
+ *   secret_get ENDPOINT CA_FILE URL TIMEOUT_MS [no-tls]
  *
  * ENDPOINT is the token endpoint base ("-": the detected source), CA_FILE
- * the extra CA bundle ("-": none).  On success the value goes to stdout,
+ * the extra CA bundle ("-": none); no-tls starts with
+ * azid_global_init(AZID_GLOBAL_NO_TLS).  On success the value goes to stdout,
  * byte for byte, and one line "vault_host=H name=N length=L expires_on=E"
  * to stderr; exit 0.  On failure one line "STATUS-NAME: message" goes to
  * stderr; exit 1 (2 for usage).
@@ -25,11 +26,13 @@ static int fail(const azid_error *err)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fputs("usage: secret_get ENDPOINT|- CA_FILE|- URL TIMEOUT_MS\n", stderr);
+    if ((argc != 5 && argc != 6) || (argc == 6 && strcmp(argv[5], "no-tls") != 0)) {
+        fputs("usage: secret_get ENDPOINT|- CA_FILE|- URL TIMEOUT_MS [no-tls]\n", stderr);
         return 2;
     }
     azid_error err;
+    if (argc == 6 && azid_global_init(AZID_GLOBAL_NO_TLS, &err) != AZID_OK)
+        return fail(&err);
     azid_client *client = azid_client_new();
     if (!client) {
         fputs("nomem: out of memory\n", stderr);

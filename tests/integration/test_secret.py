@@ -83,10 +83,10 @@ class SecretTest(unittest.TestCase):
         self.emulators.append(kv)
         return kv
 
-    def get(self, imds, url=URL, ca="main", timeout_ms=5000, wrap=(), env=None):
+    def get(self, imds, url=URL, ca="main", timeout_ms=5000, wrap=(), env=None, extra=()):
         ca_file = self.pki.ca(ca)[0] if ca else "-"
         argv = list(wrap) + [os.path.join(harness.top_builddir, "tests", "integration", "secret_get"),
-                             imds.url, ca_file, url, str(timeout_ms)]
+                             imds.url, ca_file, url, str(timeout_ms)] + list(extra)
         env = dict({k: v for k, v in os.environ.items() if k not in CLEAN_ENV}, **(env or {}))
         start = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, env=env, timeout=timeout_ms / 1000 + 30)
@@ -238,6 +238,19 @@ class SecretTest(unittest.TestCase):
         kv = self.vault(imds)
         self.assert_ok(self.get(imds, env={"OPENSSL_CONF": conf}))
         self.assertEqual(len(kv.requests()), 1)
+
+    def test_program_without_tls_sends_no_https(self):
+        """A program that set libazid up with AZID_GLOBAL_NO_TLS (as
+        `azid fetch` does for a plain-http source) still gets the token over
+        http, and never contacts the vault: TLS would run on an OpenSSL that
+        read no configuration."""
+        imds = self.imds()
+        kv = self.vault(imds)
+        self.assert_fails(self.get(imds, extra=("no-tls",)), "argument",
+                          "no https request in this program: it set libazid up without TLS "
+                          "(AZID_GLOBAL_NO_TLS)")
+        self.assertEqual(len(self.vault_tokens(imds)), 1)
+        self.assertEqual(kv.requests(), [])
 
     def test_sslkeylogfile_refused_as_root(self):
         """libcurl would create $SSLKEYLOGFILE as root and write TLS keys
