@@ -182,19 +182,19 @@ int cmd_fetch(int argc, char **argv)
         azid_client_free(client);
         return report_error(argv[0], &err);
     }
+    /* NULL without a source: the request below says so. */
+    const char *endpoint = azid_client_endpoint(client);
     /* The library would retry a reset until the budget is spent. */
-    if (lockdown_refuses_caller(azid_client_endpoint(client))) {
+    if (lockdown_refuses_caller(endpoint)) {
         report(argv[0], "%s refused uid %u at once: azid lockdown is on and lets only root, "
                "the broker and the lockdown_allow users of " AZID_CONFIG_PATH " reach it; "
                "run 'azid token %s' for a token azid grants you (or ask an admin to add you "
-               "to lockdown_allow)", azid_client_endpoint(client), (unsigned)geteuid(),
-               a.resource);
+               "to lockdown_allow)", endpoint, (unsigned)geteuid(), a.resource);
         azid_client_free(client);
         return EXIT_SOURCE;
     }
-    /* A plain-http source (all but workload identity) needs no TLS; with
-     * no source, the request below says so. */
-    const char *endpoint = azid_client_endpoint(client);
+    /* This process makes one request, to endpoint: at an http:// URL it
+     * needs no TLS (the library accepts only lower-case schemes). */
     if (endpoint && strncmp(endpoint, "http://", 7) == 0 &&
         azid_global_init(AZID_GLOBAL_NO_TLS, &err) != AZID_OK) {
         azid_client_free(client);

@@ -69,15 +69,18 @@ const char *azid_status_name(azid_status status);
 /* Package version, e.g. "0.1.0". */
 const char *azid_version(void);
 
-/* For a program whose every request is plain http (IMDS, the Arc agent,
- * App Service, Cloud Shell): the process makes no TLS connection, so
- * libcurl's OpenSSL is set up without its configuration file, error
- * strings or exit handler, and an https request fails (AZID_ERR_ARGUMENT)
- * before it is sent. */
+/* For a program that makes no TLS connection at all, through libazid or
+ * otherwise, and whose every libazid request goes to an http:// URL
+ * (azid_client_endpoint shows it): OpenSSL is set up, for the whole
+ * process and its life, without a configuration file, error strings or
+ * exit handler, and a libazid https request fails (AZID_ERR_ARGUMENT)
+ * before it is sent.  libazid(3), "Programs without TLS". */
 #define AZID_GLOBAL_NO_TLS 0x1u
-/* Process-wide settings (AZID_GLOBAL_*, or 0 for the defaults), before the
- * process's first request and not concurrently with a request: after it,
- * or with an unknown flag, AZID_ERR_ARGUMENT and nothing changes. */
+/* Optional process-wide settings (AZID_GLOBAL_*; 0, the default, for
+ * none), each call replacing the last, before the process's first request
+ * and not concurrently with a request.  AZID_ERR_ARGUMENT, changing
+ * nothing, for an unknown flag or for a change once a request has set
+ * libcurl up. */
 azid_status azid_global_init(unsigned flags, azid_error *err);
 
 /* ---- tokens and secrets ----------------------------------------------- */

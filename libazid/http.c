@@ -57,21 +57,27 @@ static struct {
 static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int curl_ready;
 static int curl_openssl; /* libcurl's TLS backend is OpenSSL (lib's functions) */
-static int no_tls;       /* AZID_GLOBAL_NO_TLS, fixed once curl_ready */
+/* azid_global_init's AZID_GLOBAL_NO_TLS, and whether OpenSSL was set up
+ * after it (then it can no longer change: OpenSSL keeps its first setup,
+ * even if libcurl's initialisation then failed). */
+static int no_tls;
+static int no_tls_fixed;
 
 azid_status azid_global_init(unsigned flags, azid_error *err)
 {
     if (flags & ~AZID_GLOBAL_NO_TLS)
-        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init: unknown flags 0x%x",
+        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init: unknown flags 0x%x (the only "
+                                               "one is AZID_GLOBAL_NO_TLS, 0x1)",
                        flags & ~AZID_GLOBAL_NO_TLS);
+    int want = (flags & AZID_GLOBAL_NO_TLS) != 0;
     pthread_mutex_lock(&curl_lock);
-    int late = curl_ready;
-    if (!late)
-        no_tls = (flags & AZID_GLOBAL_NO_TLS) != 0;
+    int refused = no_tls_fixed && want != no_tls;
+    if (!no_tls_fixed)
+        no_tls = want;
     pthread_mutex_unlock(&curl_lock);
-    if (late)
+    if (refused)
         return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init after this process's first "
-                                               "request, which set libcurl up; call it before");
+                                               "request set libcurl up; call it before that");
     return AZID_OK;
 }
 
@@ -160,14 +166,18 @@ static azid_status curl_init(azid_error *err)
     azid_status st = load_libcurl(err);
     if (st != AZID_OK)
         return st;
-    /* OpenSSL keeps the first choice for each: libcurl's initialisation
-     * asks for the configuration and the strings in vain after this
-     * (bench/README.md measures what it saves). */
-    if (no_tls && curl_openssl)
-        lib.OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_SSL_STRINGS |
-                                 OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT,
-                             NULL);
-    else if (untrusted && curl_openssl)
+    no_tls_fixed = 1;
+    /* OpenSSL keeps its first choice for each: libcurl's initialisation
+     * then asks for the configuration in vain, and the first error state
+     * loads no strings (bench/README.md measures what that saves).  Not
+     * reading a configuration is also what keeps a root process's
+     * OPENSSL_CONF out here; if the call fails, the system file goes
+     * first as usual. */
+    int lean = no_tls && curl_openssl &&
+               lib.OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG |
+                                        OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT,
+                                    NULL);
+    if (!lean && untrusted && curl_openssl)
         openssl_load_system_config();
     /* Ignored by libcurl when it was initialised before, as the other
      * allocator functions then are. */
@@ -379,9 +389,9 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
         SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_PROTOCOLS_STR, no_tls ? "http" : "http,https");
 #else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SET(CURLOPT_PROTOCOLS, (long)(no_tls ? CURLPROTO_HTTP : CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     SET(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, req->timeout_ms);
@@ -450,10 +460,13 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
     if (prepared != AZID_OK)
         return prepared;
     /* After curl_prepare, whose lock orders this read after the flag's
-     * last write. */
+     * last write.  CURLOPT_PROTOCOLS_STR refuses https too, with a
+     * message of libcurl's. */
     if (no_tls && strncasecmp(req->url, "https:", 6) == 0)
-        return err_set(err, AZID_ERR_ARGUMENT, "no https request in this program: it set libazid "
-                                               "up without TLS (AZID_GLOBAL_NO_TLS)");
+        return err_set(err, AZID_ERR_ARGUMENT,
+                       "no https request in this program: it set libazid up without TLS "
+                       "(azid_global_init with AZID_GLOBAL_NO_TLS); leave that flag out to "
+                       "reach https endpoints");
     CURL *curl = lib.easy_init();
     if (!curl)
         return err_nomem(err, "creating an HTTP handle");

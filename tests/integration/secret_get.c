@@ -3,11 +3,12 @@
  * Reads one Key Vault secret through the public API only (<azid.h>), for
  * tests/integration/test_secret.py:
  *
- *   secret_get ENDPOINT CA_FILE URL TIMEOUT_MS [no-tls]
+ *   secret_get ENDPOINT CA_FILE URL TIMEOUT_MS [global=FLAGS ...]
  *
  * ENDPOINT is the token endpoint base ("-": the detected source), CA_FILE
- * the extra CA bundle ("-": none); no-tls starts with
- * azid_global_init(AZID_GLOBAL_NO_TLS).  On success the value goes to stdout,
+ * the extra CA bundle ("-": none).  Each global=FLAGS (a number) is an
+ * azid_global_init(FLAGS) before anything else; one that fails prints
+ * "global: STATUS-NAME: message" to stderr, and the rest goes on.  On success the value goes to stdout,
  * byte for byte, and one line "vault_host=H name=N length=L expires_on=E"
  * to stderr; exit 0.  On failure one line "STATUS-NAME: message" goes to
  * stderr; exit 1 (2 for usage).
@@ -26,13 +27,19 @@ static int fail(const azid_error *err)
 
 int main(int argc, char **argv)
 {
-    if ((argc != 5 && argc != 6) || (argc == 6 && strcmp(argv[5], "no-tls") != 0)) {
-        fputs("usage: secret_get ENDPOINT|- CA_FILE|- URL TIMEOUT_MS [no-tls]\n", stderr);
+    if (argc < 5) {
+        fputs("usage: secret_get ENDPOINT|- CA_FILE|- URL TIMEOUT_MS [global=FLAGS ...]\n", stderr);
         return 2;
     }
     azid_error err;
-    if (argc == 6 && azid_global_init(AZID_GLOBAL_NO_TLS, &err) != AZID_OK)
-        return fail(&err);
+    for (int i = 5; i < argc; i++) {
+        if (strncmp(argv[i], "global=", 7) != 0) {
+            fprintf(stderr, "secret_get: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+        if (azid_global_init((unsigned)strtoul(argv[i] + 7, NULL, 0), &err) != AZID_OK)
+            fprintf(stderr, "global: %s: %s\n", azid_status_name(err.status), err.message);
+    }
     azid_client *client = azid_client_new();
     if (!client) {
         fputs("nomem: out of memory\n", stderr);

@@ -5,6 +5,7 @@
 IMDS sees (the emulator's request log)."""
 
 import ctypes
+import ctypes.util
 import email.utils
 import json
 import os
@@ -160,6 +161,49 @@ class FetchTest(unittest.TestCase):
                          harness.azid(), "fetch", "--endpoint", emu.url], env=dict(CLEAN_ENV))
         self.assert_fails(r, 1, "cannot load libcurl (", "install its package (libcurl4 on Debian)")
         self.assertEqual(emu.requests(), [])
+
+    def test_plain_http_reads_no_openssl_config(self):
+        """For an http:// endpoint `azid fetch` makes no TLS connection, so
+        OpenSSL reads no configuration (AZID_GLOBAL_NO_TLS): root's system
+        file, OPENSSLDIR/openssl.cnf, is a FIFO here (in a private mount
+        namespace), and OpenSSL opening it shows as the writer's open
+        returning.  The control: an https endpoint opens it."""
+        if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
+            self.skipTest("needs root and unshare for a private mount namespace")
+        crypto = ctypes.CDLL(ctypes.util.find_library("crypto"))
+        crypto.X509_get_default_cert_area.restype = ctypes.c_char_p
+        cnf = os.path.join(crypto.X509_get_default_cert_area().decode(), "openssl.cnf")
+        fifo = os.path.join(self.tmp, "openssl.cnf")
+        os.mkfifo(fifo)
+
+        def fetch_reading(endpoint):
+            """(the fetch's result, whether it opened the config file)"""
+            opened = threading.Event()
+
+            def writer():
+                os.close(os.open(fifo, os.O_WRONLY))  # returns once a reader opens it
+                opened.set()
+
+            thread = threading.Thread(target=writer, daemon=True)
+            thread.start()
+            r = harness.run(["unshare", "--mount", "sh", "-c", 'mount --bind "$0" "$1" && shift && exec "$@"',
+                             fifo, cnf, harness.azid(), "fetch", "--endpoint", endpoint, "--timeout", "2"],
+                            env=dict(CLEAN_ENV))
+            # The reader waits for the writer's close, so a file that was
+            # opened is seen by now.
+            was = opened.is_set()
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # releases a writer still waiting
+            thread.join()
+            return r, was
+
+        emu = self.emulator()
+        r, read = fetch_reading(emu.url)
+        self.assert_ok(r)
+        self.assertEqual(r.stdout, emu.requests()[0]["access_token"] + "\n")
+        self.assertFalse(read, "OpenSSL read %s for an http:// endpoint" % cnf)
+        r, read = fetch_reading("https://127.0.0.1:9")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertTrue(read, "the control: OpenSSL reads %s for an https endpoint" % cnf)
 
     def test_json(self):
         emu = self.emulator(lifetime=1800)

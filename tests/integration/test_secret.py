@@ -241,16 +241,35 @@ class SecretTest(unittest.TestCase):
 
     def test_program_without_tls_sends_no_https(self):
         """A program that set libazid up with AZID_GLOBAL_NO_TLS (as
-        `azid fetch` does for a plain-http source) still gets the token over
-        http, and never contacts the vault: TLS would run on an OpenSSL that
-        read no configuration."""
+        `azid fetch` does for a plain-http endpoint) still gets the token
+        over http, and never contacts the vault: TLS would run on an OpenSSL
+        that read no configuration."""
         imds = self.imds()
         kv = self.vault(imds)
-        self.assert_fails(self.get(imds, extra=("no-tls",)), "argument",
+        self.assert_fails(self.get(imds, extra=("global=1",)), "argument",
                           "no https request in this program: it set libazid up without TLS "
-                          "(AZID_GLOBAL_NO_TLS)")
+                          "(azid_global_init with AZID_GLOBAL_NO_TLS); leave that flag out to "
+                          "reach https endpoints")
         self.assertEqual(len(self.vault_tokens(imds)), 1)
         self.assertEqual(kv.requests(), [])
+
+    def test_global_flags_replaced_or_refused_change_nothing(self):
+        """A later azid_global_init replaces the flags (0 puts TLS back), and
+        one with an unknown flag is refused whole, NO_TLS bit included: the
+        secret is read over TLS both times."""
+        for extra, said in ((("global=1", "global=0"), ""),
+                            (("global=7",), "global: argument: azid_global_init: unknown flags 0x6 "
+                                            "(the only one is AZID_GLOBAL_NO_TLS, 0x1)\n")):
+            with self.subTest(extra=extra):
+                imds = self.imds()
+                kv = self.vault(imds)
+                r = self.get(imds, extra=extra)
+                self.assert_ok(r)
+                self.assertTrue(r.stderr.startswith(said + "vault_host="), r.stderr)
+                self.assertEqual(len(kv.requests()), 1)
+                for emu in (kv, imds):  # the next vault takes the same address
+                    emu.stop()
+                    self.emulators.remove(emu)
 
     def test_sslkeylogfile_refused_as_root(self):
         """libcurl would create $SSLKEYLOGFILE as root and write TLS keys
