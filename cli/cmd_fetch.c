@@ -193,8 +193,9 @@ int cmd_fetch(int argc, char **argv)
         azid_client_free(client);
         return EXIT_SOURCE;
     }
-    /* This process makes one request, to endpoint: at an http:// URL it
-     * needs no TLS (the library accepts only lower-case schemes). */
+    /* Every request of this process goes to endpoint (retries and Arc's
+     * challenge too): at an http:// URL it needs no TLS (the library
+     * accepts only lower-case schemes). */
     if (endpoint && strncmp(endpoint, "http://", 7) == 0 &&
         azid_global_init(AZID_GLOBAL_NO_TLS, &err) != AZID_OK) {
         azid_client_free(client);

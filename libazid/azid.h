@@ -79,8 +79,8 @@ const char *azid_version(void);
 /* Optional process-wide settings (AZID_GLOBAL_*; 0, the default, for
  * none), each call replacing the last, before the process's first request
  * and not concurrently with a request.  AZID_ERR_ARGUMENT, changing
- * nothing, for an unknown flag or for a change once a request has set
- * libcurl up. */
+ * nothing, for an unknown flag or for a change once a request has loaded
+ * libcurl. */
 azid_status azid_global_init(unsigned flags, azid_error *err);
 
 /* ---- tokens and secrets ----------------------------------------------- */

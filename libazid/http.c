@@ -57,17 +57,17 @@ static struct {
 static pthread_mutex_t curl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int curl_ready;
 static int curl_openssl; /* libcurl's TLS backend is OpenSSL (lib's functions) */
-/* azid_global_init's AZID_GLOBAL_NO_TLS, and whether OpenSSL was set up
- * after it (then it can no longer change: OpenSSL keeps its first setup,
- * even if libcurl's initialisation then failed). */
+/* azid_global_init's AZID_GLOBAL_NO_TLS, and whether a request got as far
+ * as loading libcurl: then OpenSSL may have been set up by it, and OpenSSL
+ * keeps its first setup (even if libcurl's initialisation then failed). */
 static int no_tls;
 static int no_tls_fixed;
 
 azid_status azid_global_init(unsigned flags, azid_error *err)
 {
     if (flags & ~AZID_GLOBAL_NO_TLS)
-        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init: unknown flags 0x%x (the only "
-                                               "one is AZID_GLOBAL_NO_TLS, 0x1)",
+        return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init: unknown flags 0x%x (libazid(3) "
+                                               "lists the AZID_GLOBAL_ ones)",
                        flags & ~AZID_GLOBAL_NO_TLS);
     int want = (flags & AZID_GLOBAL_NO_TLS) != 0;
     pthread_mutex_lock(&curl_lock);
@@ -77,7 +77,7 @@ azid_status azid_global_init(unsigned flags, azid_error *err)
     pthread_mutex_unlock(&curl_lock);
     if (refused)
         return err_set(err, AZID_ERR_ARGUMENT, "azid_global_init after this process's first "
-                                               "request set libcurl up; call it before that");
+                                               "request loaded libcurl; call it before that");
     return AZID_OK;
 }
 
@@ -196,10 +196,19 @@ static azid_status curl_init(azid_error *err)
     return AZID_OK;
 }
 
-static azid_status curl_prepare(azid_error *err)
+/* Refuses an https request of a program without TLS before libcurl is
+ * loaded for it. */
+static azid_status curl_prepare(const char *url, azid_error *err)
 {
     pthread_mutex_lock(&curl_lock);
-    azid_status st = curl_ready ? AZID_OK : curl_init(err);
+    azid_status st;
+    if (no_tls && strncasecmp(url, "https:", 6) == 0)
+        st = err_set(err, AZID_ERR_ARGUMENT,
+                     "no https request in this program: it set libazid up without TLS "
+                     "(azid_global_init with AZID_GLOBAL_NO_TLS); leave that flag out to reach "
+                     "https endpoints");
+    else
+        st = curl_ready ? AZID_OK : curl_init(err);
     pthread_mutex_unlock(&curl_lock);
     return st;
 }
@@ -389,9 +398,9 @@ static azid_status setup(CURL *curl, const struct http_request *req, struct tran
         SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, no_tls ? "http" : "http,https");
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-    SET(CURLOPT_PROTOCOLS, (long)(no_tls ? CURLPROTO_HTTP : CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     SET(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, req->timeout_ms);
@@ -456,17 +465,9 @@ azid_status http_perform(const struct http_request *req, struct http_response *r
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_ms = -1;
-    azid_status prepared = curl_prepare(err);
+    azid_status prepared = curl_prepare(req->url, err);
     if (prepared != AZID_OK)
         return prepared;
-    /* After curl_prepare, whose lock orders this read after the flag's
-     * last write.  CURLOPT_PROTOCOLS_STR refuses https too, with a
-     * message of libcurl's. */
-    if (no_tls && strncasecmp(req->url, "https:", 6) == 0)
-        return err_set(err, AZID_ERR_ARGUMENT,
-                       "no https request in this program: it set libazid up without TLS "
-                       "(azid_global_init with AZID_GLOBAL_NO_TLS); leave that flag out to "
-                       "reach https endpoints");
     CURL *curl = lib.easy_init();
     if (!curl)
         return err_nomem(err, "creating an HTTP handle");

@@ -8,9 +8,9 @@
  * ENDPOINT is the token endpoint base ("-": the detected source), CA_FILE
  * the extra CA bundle ("-": none).  Each global=FLAGS (a number) is an
  * azid_global_init(FLAGS) before anything else; one that fails prints
- * "global: STATUS-NAME: message" to stderr, and the rest goes on.  On success the value goes to stdout,
- * byte for byte, and one line "vault_host=H name=N length=L expires_on=E"
- * to stderr; exit 0.  On failure one line "STATUS-NAME: message" goes to
+ * "global: STATUS-NAME: message" to stderr, and the rest goes on.  On
+ * success the value goes to stdout, byte for byte, and one line
+ * "vault_host=H name=N length=L expires_on=E" to stderr; exit 0.  On failure one line "STATUS-NAME: message" goes to
  * stderr; exit 1 (2 for usage).
  */
 #include "azid.h"
@@ -33,11 +33,14 @@ int main(int argc, char **argv)
     }
     azid_error err;
     for (int i = 5; i < argc; i++) {
-        if (strncmp(argv[i], "global=", 7) != 0) {
-            fprintf(stderr, "secret_get: unknown argument %s\n", argv[i]);
+        char *end = NULL;
+        unsigned long flags =
+            strncmp(argv[i], "global=", 7) == 0 ? strtoul(argv[i] + 7, &end, 0) : 0;
+        if (!end || end == argv[i] + 7 || *end) {
+            fprintf(stderr, "secret_get: %s is not global=FLAGS\n", argv[i]);
             return 2;
         }
-        if (azid_global_init((unsigned)strtoul(argv[i] + 7, NULL, 0), &err) != AZID_OK)
+        if (azid_global_init((unsigned)flags, &err) != AZID_OK)
             fprintf(stderr, "global: %s: %s\n", azid_status_name(err.status), err.message);
     }
     azid_client *client = azid_client_new();

@@ -112,7 +112,7 @@ class ClientTest(unittest.TestCase):
 
     def test_global_init_refuses_a_change_after_the_first_request(self):
         """azid_global_init is for a process's start (test_secret.py runs
-        it there): once a request set libcurl up, asking for another setting
+        it there): once a request loaded libcurl, asking for another setting
         is refused and changes nothing, while restating the one in effect
         succeeds."""
         with harness.Emulator(self.tmp) as emu:
@@ -122,7 +122,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.lib.azid_global_init(AZID_GLOBAL_NO_TLS, ctypes.byref(self.err)),
                          AZID_ERR_ARGUMENT)
         self.assertEqual(self.err.message, b"azid_global_init after this process's first request "
-                                           b"set libcurl up; call it before that")
+                                           b"loaded libcurl; call it before that")
         # An https request is still sent (and finds nothing listening).
         self.lib.azid_client_set_endpoint(self.client, b"https://127.0.0.1:9", ctypes.byref(self.err))
         self.lib.azid_client_set_timeout_ms(self.client, 500, ctypes.byref(self.err))
