@@ -175,8 +175,20 @@ azid_status azid_config_apply_arg(azid_config *cfg, const char *arg, azid_error 
         option_value_free(option, &v);
         return AZID_ERR_ARGUMENT;
     }
+    /* pam_azid applies every argument at every session.  A plain setting,
+     * the last argument, changes its own slot only: the grants and the
+     * lockdown list come from grant, identity and name entries.  Unless the
+     * array has to grow, which may move the entries that eff_from and the
+     * grants point to. */
+    enum option_type t = option->type;
+    int own_slot = t != OPT_GRANT && t != OPT_IDENTITY && t != OPT_NAMES &&
+                   (cfg->args.nentries == 0 || cfg->args.nentries < cfg->args.entries_cap);
     if (conf_add(&cfg->args, option, &v, 0, -1) != AZID_OK)
         return err_nomem(err, "applying an argument");
+    if (own_slot) {
+        set_from(cfg, &cfg->args.entries[cfg->args.nentries - 1]);
+        return AZID_OK;
+    }
     st = derive(cfg, err);
     if (st != AZID_OK) {
         /* Nothing of a refused argument applies. */
