@@ -30,16 +30,12 @@ azid_status broker_status_from_name(const char *name)
 
 azid_status broker_link_key(int32_t serial, const char *description, azid_error *err)
 {
-    char *d = NULL;
-    if (keyctl_describe_alloc(serial, &d) < 0)
+    struct key_desc d;
+    if (key_describe(serial, &d) < 0)
         return err_set(err, AZID_ERR_KEYRING, "the broker's key %d: %s", serial,
                        strerror(errno));
-    /* type;uid;gid;perm;description */
-    unsigned uid = 1;
-    int at = -1;
-    bool ok = strncmp(d, "user;", 5) == 0 && sscanf(d, "user;%u;%*u;%*x;%n", &uid, &at) == 1 &&
-              at > 0 && uid == 0 && strcmp(d + at, description) == 0;
-    free(d);
+    bool ok = strcmp(d.type, "user") == 0 && d.uid == 0 && strcmp(d.description, description) == 0;
+    key_desc_free(&d);
     if (!ok)
         return err_set(err, AZID_ERR_KEYRING, "the broker's key %d is not root's %s", serial,
                        description);

@@ -71,6 +71,20 @@ int text_is_word(const char *value); /* NULL is not a word */
 azid_status file_read_small(const char *path, const char *what, size_t max, unsigned flags,
                             char **data, size_t *length, struct stat *st, azid_error *err);
 
+/* keyring.c: what keyctl_describe says of a key, "type;uid;gid;perm;
+ * description", parsed.  key_describe: 0, or -1 with errno (EINVAL for a
+ * malformed answer); description points into d, valid until
+ * key_desc_free(d). */
+struct key_desc {
+    char type[32];
+    unsigned uid, gid, perm;
+    const char *description;
+    char text[256]; /* what azid reads fits: one system call, no allocation */
+    char *heap;     /* a longer one */
+};
+int key_describe(int32_t key, struct key_desc *d);
+void key_desc_free(struct key_desc *d);
+
 /* Keeps the object (program or shared object) holding addr mapped for the
  * rest of the process, whoever unloads it (RTLD_NODELETE).  1 when it is. */
 int keep_loaded(const void *addr);

@@ -214,27 +214,34 @@ static azid_status fs_creds_become(struct fs_creds *saved, uid_t uid, gid_t gid,
 
 /* ---- keyring targets ------------------------------------------------------- */
 
-/* Parses keyctl_describe output "type;uid;gid;perm;description". */
-struct key_desc {
-    char type[32];
-    unsigned uid, gid, perm;
-    char *description; /* points into the described buffer */
-};
-
-static int describe_key(key_serial_t key, char **buf, struct key_desc *d)
+int key_describe(int32_t key, struct key_desc *d)
 {
-    if (keyctl_describe_alloc(key, buf) < 0)
+    d->heap = NULL;
+    long size = keyctl_describe(key, d->text, sizeof d->text);
+    if (size < 0)
         return -1;
+    const char *text = d->text;
+    /* Too long for text, which the kernel then left alone. */
+    if ((size_t)size > sizeof d->text) {
+        if (keyctl_describe_alloc(key, &d->heap) < 0)
+            return -1;
+        text = d->heap;
+    }
     int n = 0;
-    if (sscanf(*buf, "%31[^;];%u;%u;%x;%n", d->type, &d->uid, &d->gid, &d->perm, &n) != 4 ||
+    if (sscanf(text, "%31[^;];%u;%u;%x;%n", d->type, &d->uid, &d->gid, &d->perm, &n) != 4 ||
         n == 0) {
-        free(*buf);
-        *buf = NULL;
+        key_desc_free(d);
         errno = EINVAL;
         return -1;
     }
-    d->description = *buf + n;
+    d->description = text + n;
     return 0;
+}
+
+void key_desc_free(struct key_desc *d)
+{
+    free(d->heap);
+    d->heap = NULL;
 }
 
 /* The user keyring (_uid.<uid>) of uid.  When the caller's real uid differs
@@ -322,24 +329,31 @@ struct session_contents {
 
 static void scan_session(key_serial_t keyring, uid_t uid, struct session_contents *c)
 {
-    void *list = NULL;
-    long n = keyctl_read_alloc(keyring, &list);
+    /* A login's session keyring holds a few keys: one system call reads
+     * them all, unless there are more (the kernel then gives the size). */
+    key_serial_t few[32];
+    void *more = NULL;
+    const key_serial_t *list = few;
+    long n = keyctl_read(keyring, (char *)few, sizeof few);
+    if (n > (long)sizeof few) {
+        n = keyctl_read_alloc(keyring, &more);
+        list = more;
+    }
     char want[32];
     snprintf(want, sizeof want, "_uid.%u", (unsigned)uid);
     c->links_user = false;
     c->service_marker = false;
     for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
-        char *buf = NULL;
         struct key_desc d;
-        if (describe_key(((key_serial_t *)list)[i], &buf, &d) != 0)
+        if (key_describe(list[i], &d) != 0)
             continue;
         if (strcmp(d.type, "keyring") == 0 && d.uid == uid && strcmp(d.description, want) == 0)
             c->links_user = true;
         else if (strcmp(d.type, "user") == 0 && strcmp(d.description, "invocation_id") == 0)
             c->service_marker = true;
-        free(buf);
+        key_desc_free(&d);
     }
-    free(list);
+    free(more);
 }
 
 #define KEYINIT_HINT                                                                      \
@@ -366,9 +380,8 @@ azid_status azid_keyring_check_session(uid_t uid, azid_error *err)
         st = lookup_keyring(KEY_SPEC_USER_SESSION_KEYRING, "user-session keyring", &us, err);
     if (st != AZID_OK)
         return st;
-    char *buf = NULL;
     struct key_desc d;
-    if (describe_key(s, &buf, &d) < 0)
+    if (key_describe(s, &d) < 0)
         return err_set(err, AZID_ERR_KEYRING, "cannot describe the session keyring %d: %s", s,
                        strerror(errno));
     if (s == us || strncmp(d.description, "_uid_ses.", 9) == 0)
@@ -397,7 +410,7 @@ azid_status azid_keyring_check_session(uid_t uid, azid_error *err)
                          "(a service's keyring, such as systemd's KeyringMode=shared?); %s",
                          (unsigned)uid, d.description, s, KEYINIT_HINT);
     }
-    free(buf);
+    key_desc_free(&d);
     if (st == AZID_OK)
         err_clear(err);
     return st;
@@ -517,13 +530,12 @@ static bool session_keyring_revoked(void)
  * same session keyring, a key of root's), which is not ours to remove. */
 static bool is_azid_key(key_serial_t serial)
 {
-    char *buf = NULL;
     struct key_desc d;
-    if (describe_key(serial, &buf, &d) < 0)
+    if (key_describe(serial, &d) < 0)
         return !key_gone(errno); /* not viewable: let invalidate decide */
     bool ours = strcmp(d.type, "user") == 0 &&
                 strncmp(d.description, KEY_PREFIX, strlen(KEY_PREFIX)) == 0;
-    free(buf);
+    key_desc_free(&d);
     return ours;
 }
 
@@ -706,9 +718,8 @@ static azid_status walk_keyring(struct walk *w, key_serial_t ring)
     long n = keyctl_read_alloc(ring, &list);
     for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
         key_serial_t k = ((key_serial_t *)list)[i];
-        char *buf = NULL;
         struct key_desc d;
-        if (walk_seen(w, k) || describe_key(k, &buf, &d) < 0)
+        if (walk_seen(w, k) || key_describe(k, &d) < 0)
             continue; /* expired, revoked or not viewable: not listed */
         if (strcmp(d.type, "keyring") == 0) {
             walk_add_ring(w, k);
@@ -717,13 +728,13 @@ static azid_status walk_keyring(struct walk *w, key_serial_t ring)
                    w->nkeys < LIST_MAX_KEYS) {
             char *desc = strdup(d.description);
             if (!desc) {
-                free(buf);
+                key_desc_free(&d);
                 free(list);
                 return AZID_ERR_NOMEM;
             }
             w->keys[w->nkeys++] = (struct found_key){k, desc, -1};
         }
-        free(buf);
+        key_desc_free(&d);
     }
     free(list);
     return AZID_OK;

@@ -265,6 +265,25 @@ static void test_guard_shared_service_keyring(void **state)
     assert_non_null(strstr(err.message, "pam_keyinit.so force revoke"));
 }
 
+/* The same keyring holding more keys than the guard reads in its first
+ * system call, the marker last: the guard still sees it. */
+static void test_guard_shared_service_keyring_many_keys(void **state)
+{
+    (void)state;
+    assert_true(keyctl_join_session_keyring(NULL) > 0);
+    assert_int_equal(keyctl_link(KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING), 0);
+    for (int i = 0; i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "other:%d", i);
+        assert_true(add_key("user", name, "o", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    }
+    static const unsigned char id[16] = {1, 2, 3};
+    assert_true(add_key("user", "invocation_id", id, sizeof id, KEY_SPEC_SESSION_KEYRING) > 0);
+    azid_error err;
+    assert_int_equal(azid_keyring_check_session(0, &err), AZID_ERR_NOT_SESSION);
+    assert_non_null(strstr(err.message, "holds user invocation_id"));
+}
+
 /* The guard passes again for a keyring that holds azid's own keys (a
  * second open_session of the same login). */
 static void test_guard_accepts_own_keys(void **state)
@@ -733,14 +752,19 @@ static void test_list(void **state)
     forge_proc_keys_lines(serial);
     assert_true(add_key("user", "azid:token:https://forever", "f", 1, KEY_SPEC_SESSION_KEYRING) > 0);
     assert_true(add_key("user", "other:thing", "o", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    /* Longer than the buffer the library describes keys into first. */
+    char longer[600];
+    snprintf(longer, sizeof longer, "azid:token:https://%0500d", 7);
+    assert_true(add_key("user", longer, "l", 1, KEY_SPEC_SESSION_KEYRING) > 0);
 
     struct listed l = {0, "azid:token:https://a", -2, -1};
     assert_int_equal(azid_keyring_list(collect, &l, &err), AZID_OK);
-    assert_int_equal(l.count, 3);
+    assert_int_equal(l.count, 4);
     assert_in_range(l.seconds_left, 3600, 7200 - 60); /* "1h" */
     assert_in_range(seconds_left("azid:secret:v.vault.azure.net/pw"), 8 * 60, 600 - 60);
     assert_int_equal(seconds_left("azid:token:https://forever"), -1);
     assert_int_equal(seconds_left("other:thing"), -2);
+    assert_int_equal(seconds_left(longer), -1);
 }
 
 /* ---- threads ------------------------------------------------------------------ */
@@ -896,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_guard_other_owner),
         cmocka_unit_test(test_guard_service_keyring),
         cmocka_unit_test(test_guard_shared_service_keyring),
+        cmocka_unit_test(test_guard_shared_service_keyring_many_keys),
         cmocka_unit_test(test_guard_accepts_own_keys),
         cmocka_unit_test(test_guard_accepts_other_modules_keys),
         cmocka_unit_test_setup(test_store_session, setup_root_session),
