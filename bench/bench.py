@@ -141,7 +141,9 @@ class Emulator(Server):
 class Broker(Server):
     """azidd on its default socket (pam_azid's broker=auto finds it), with
     an empty policy file (root's key requests carry their own settings),
-    started with an empty cache; on CPU 0 alone with pin."""
+    started with an empty cache; on CPU 0 alone with pin.  It logs as its
+    unit runs it, to syslog only ($E2E_TMP/syslog): --stderr would write
+    each audit line to a file as well, on the reply's path."""
 
     def __init__(self, pin=False):
         os.makedirs(os.path.dirname(BROKER_SOCKET), exist_ok=True)
@@ -150,7 +152,7 @@ class Broker(Server):
         self.stderr = open(os.path.join(TMP, "bench-azidd.stderr"), "a")
         self.proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) +
                                      [AZIDD, "--socket", BROKER_SOCKET, "--config",
-                                      os.path.join(TMP, "etc", "azid.conf"), "--stderr"], stderr=self.stderr)
+                                      os.path.join(TMP, "etc", "azid.conf")], stderr=self.stderr)
         deadline = time.monotonic() + 10
         while True:
             probe = socket.socket(socket.AF_UNIX)
@@ -159,7 +161,8 @@ class Broker(Server):
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("bench: azidd did not start (%s)" % self.stderr.name)
+                    raise SystemExit("bench: azidd did not start (%s, %s)"
+                                     % (os.path.join(TMP, "syslog"), self.stderr.name))
                 time.sleep(0.02)
             finally:
                 probe.close()
