@@ -10,8 +10,10 @@ AZID_BUILD_DEPS=(autoconf automake libtool pkgconf make gcc
 # For the end-to-end run (tests/e2e/lib.sh): sshd, PAM modules, namespaces.
 AZID_E2E_DEPS=(python3 keyutils openssh-server openssh-client iproute2 util-linux
                libpam-modules libpam-runtime openssl nftables)
-# For the rest of the test suite.
-AZID_TEST_DEPS=(pamtester valgrind passwd python3-azure)
+# For the rest of the test suite; python3-azure and azure-cli are the peers
+# bench/run (its smoke run included) measures azid against, matplotlib
+# draws its plots.
+AZID_TEST_DEPS=(pamtester valgrind passwd python3-azure azure-cli python3-matplotlib)
 # The clang builds: ASan+UBSan with clang's runtime, and libFuzzer.
 AZID_CLANG_DEPS=(clang libclang-rt-14-dev)
 # To build the Debian packages and check them (tests/packaging/).
