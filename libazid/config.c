@@ -34,7 +34,9 @@ struct azid_config {
     char *file_user;
     int user_unknown;
     char file_error[sizeof ((azid_error *)0)->message];
-    /* Derived from the above by derive(). */
+    /* Derived from the above by derive(); an argument of a plain setting
+     * sets its own slot (azid_config_apply_arg). */
+    int derive_failed;
     struct settings eff;
     const struct conf_entry **eff_from; /* per option slot; NULL: the default */
     struct policy policy;
@@ -85,6 +87,7 @@ static azid_status derive(azid_config *cfg, azid_error *err)
                                   cfg->file_path ? cfg->file_path : "(arguments)", err);
     if (st == AZID_OK && !cfg->lockdown)
         st = err_nomem(err, "reading the configuration");
+    cfg->derive_failed = st != AZID_OK;
     return st;
 }
 
@@ -175,17 +178,18 @@ azid_status azid_config_apply_arg(azid_config *cfg, const char *arg, azid_error 
         option_value_free(option, &v);
         return AZID_ERR_ARGUMENT;
     }
+    const struct conf_entry *before = cfg->args.entries;
+    if (conf_add(&cfg->args, option, &v, 0, -1) != AZID_OK)
+        return err_nomem(err, "applying an argument");
     /* pam_azid applies every argument at every session.  A plain setting,
      * the last argument, changes its own slot only: the grants and the
      * lockdown list come from grant, identity and name entries.  Unless the
-     * array has to grow, which may move the entries that eff_from and the
-     * grants point to. */
+     * entries moved as the array grew (nothing pointed into an empty one),
+     * leaving eff_from and the grants pointing at the old ones, or the last
+     * derive failed and left nothing granted, which a new one may mend. */
     enum option_type t = option->type;
-    int own_slot = t != OPT_GRANT && t != OPT_IDENTITY && t != OPT_NAMES &&
-                   (cfg->args.nentries == 0 || cfg->args.nentries < cfg->args.entries_cap);
-    if (conf_add(&cfg->args, option, &v, 0, -1) != AZID_OK)
-        return err_nomem(err, "applying an argument");
-    if (own_slot) {
+    if (t != OPT_GRANT && t != OPT_IDENTITY && t != OPT_NAMES && !cfg->derive_failed &&
+        (!before || before == cfg->args.entries)) {
         set_from(cfg, &cfg->args.entries[cfg->args.nentries - 1]);
         return AZID_OK;
     }

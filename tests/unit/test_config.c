@@ -892,6 +892,32 @@ static void test_precedence(void **state)
     azid_config_free(cfg);
 }
 
+/* Many arguments after the file: the array of arguments grows (and may
+ * move) while plain settings set their own slots; every setting, grant and
+ * origin stays right. */
+static void test_many_args_after_file(void **state)
+{
+    (void)state;
+    azid_config *cfg = new_config();
+    apply_text_ok(cfg, "timeout = 3\nresource = https://file\nendpoint = http://127.0.0.1:1\n",
+                  "alice", NULL);
+    apply_args(cfg, LIST("timeout=1", "source=imds", "timeout=2", "debug", "keyring=session",
+                         "fail=open", "timeout=4", "debug=no", "timeout=5", "keyring=user",
+                         "resource=https://arg", "timeout=6"));
+    assert_int_equal(azid_config_timeout_ms(cfg), 6000);
+    assert_int_equal(azid_config_keyring(cfg), AZID_KEYRING_USER);
+    assert_false(azid_config_debug(cfg));
+    assert_string_equal(azid_config_endpoint(cfg), "http://127.0.0.1:1");
+    assert_resources(cfg, LIST("https://arg", "https://file"));
+    assert_dump_line(cfg, "timeout=6 (argument)");
+    assert_dump_line(cfg, "keyring=user (argument)");
+    assert_dump_line(cfg, "source=imds (argument)");
+    assert_dump_line(cfg, "endpoint=http://127.0.0.1:1 (" CONF ":3)");
+    assert_dump_line(cfg, "resource=https://arg (argument)");
+    assert_dump_line(cfg, "resource=https://file (" CONF ":2)");
+    azid_config_free(cfg);
+}
+
 /* Two grants of one target to one user with different identities are an
  * error naming both lines; with one identity they are one grant. */
 static void test_grant_identity_conflicts(void **state)
@@ -1463,6 +1489,7 @@ int main(void)
         cmocka_unit_test(test_match_user_and_group),
         cmocka_unit_test(test_nothing_granted_implicitly),
         cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_many_args_after_file),
         cmocka_unit_test(test_grant_identity_conflicts),
         cmocka_unit_test(test_reload_replaces_file),
         cmocka_unit_test(test_dump),

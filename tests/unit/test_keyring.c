@@ -265,8 +265,8 @@ static void test_guard_shared_service_keyring(void **state)
     assert_non_null(strstr(err.message, "pam_keyinit.so force revoke"));
 }
 
-/* The same keyring holding more keys than the guard reads in its first
- * system call, the marker last: the guard still sees it. */
+/* The same keyring holding more keys than the guard's first read takes in
+ * (the kernel then copies none of them): the guard still sees the marker. */
 static void test_guard_shared_service_keyring_many_keys(void **state)
 {
     (void)state;
