@@ -357,7 +357,8 @@ def session_rounds(confdir, opens, firsts, cycles, line):
                 us = [int(x) for x in re.findall(r"^rtt_us=(\d+)$", run.out, re.M)]
             else:
                 run = must(spawn([PAM_RUN, "--confdir", confdir, "--service", name, "--user", USER,
-                                  "--cycles", str(CYCLES_SESSION), "--times", "--idle", str(IDLE_MS)]),
+                                  "--cycles", str(CYCLES_SESSION), "--times", "--idle", str(IDLE_MS),
+                                  "--no-settle"]),
                            "pam_run " + name)
                 if "open_session[PAM_SUCCESS]=%d" % CYCLES_SESSION not in run.out:
                     raise SystemExit("bench: sessions of stack %s failed: %s" % (name, run.out))

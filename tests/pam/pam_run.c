@@ -6,8 +6,8 @@
  * session keyring like the user's shell), then this process closes it.
  *
  *   pam_run --confdir DIR --user NAME [--service NAME] [--during CMD]
- *           [--after CMD] [--cycles N] [--times] [--idle MS] [--deny-keys EPERM|ENOSYS]
- *           [--child-end] [--deny-uid-restore]
+ *           [--after CMD] [--cycles N] [--times] [--idle MS] [--no-settle]
+ *           [--deny-keys EPERM|ENOSYS] [--child-end] [--deny-uid-restore]
  *
  * Prints one "name=RESULT" line per step (open_session=PAM_SUCCESS,
  * open_ms=12, during=0, close_session=PAM_IGNORE, after=0), open_ms being
@@ -19,7 +19,11 @@
  * (pam_start to pam_end, which loads and unloads the modules): bench/run.
  * --idle MS sleeps MS milliseconds between pam_start and pam_open_session
  * (not counted in cycle_us), so that every timed open follows as much idle
- * time as bench/curl_get gives its GETs.
+ * time as bench/curl_get gives its GETs.  --no-settle skips the wait for
+ * the kernel to free each closed session's keys (await_key_collection),
+ * which is idle too: tens of milliseconds more before the next open, which
+ * on a VM makes it slower (bench/README.md).  For a few cycles only: the
+ * closed sessions' keyrings then stay charged to the user.
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
@@ -176,8 +180,8 @@ static long elapsed_us(const struct timespec *start)
 static void usage(void)
 {
     fputs("usage: pam_run --confdir DIR --user NAME [--service NAME] [--during CMD] "
-          "[--after CMD] [--cycles N] [--times] [--idle MS] [--deny-keys EPERM|ENOSYS] "
-          "[--child-end] [--deny-uid-restore]\n",
+          "[--after CMD] [--cycles N] [--times] [--idle MS] [--no-settle] "
+          "[--deny-keys EPERM|ENOSYS] [--child-end] [--deny-uid-restore]\n",
           stderr);
     exit(2);
 }
@@ -191,13 +195,14 @@ int main(int argc, char **argv)
         {"deny-keys", required_argument, NULL, 'k'}, {"child-end", no_argument, NULL, 'e'},
         {"deny-uid-restore", no_argument, NULL, 'r'},
         {"times", no_argument, NULL, 't'}, {"idle", required_argument, NULL, 'i'},
+        {"no-settle", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const char *confdir = NULL, *user = NULL, *service = "azid-test";
     const char *during = NULL, *after = NULL;
     long cycles = 1, idle_ms = 0;
     int deny_errno = 0;
-    bool child_end = false, deny_uid_restore = false, times = false;
+    bool child_end = false, deny_uid_restore = false, times = false, settle = true;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -211,6 +216,7 @@ int main(int argc, char **argv)
         case 'r': deny_uid_restore = true; break;
         case 't': times = true; break;
         case 'i': idle_ms = strtol(optarg, NULL, 10); break;
+        case 'S': settle = false; break;
         case 'k': deny_errno = strcmp(optarg, "ENOSYS") == 0 ? ENOSYS : EPERM; break;
         default: usage();
         }
@@ -264,7 +270,7 @@ int main(int argc, char **argv)
             printf("cycle_us=%ld\n", elapsed_us(&cycle_start) - idled_us);
         if (after)
             printf("after=%d\n", run_as_user(user, after));
-        if (cycles > 1 && pw)
+        if (cycles > 1 && pw && settle)
             await_key_collection(uid, cycle, &settled);
         for (size_t i = 0; i < NRESULTS; i++) {
             opened[i] += results[i].code == open;
