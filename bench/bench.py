@@ -27,6 +27,7 @@ OUT = os.environ["BENCH_OUT"]
 TMP = os.environ["E2E_TMP"]
 BUILD = os.environ["top_builddir"]
 IMDS_LOG = os.path.join(TMP, "imds.log")
+SYSLOG = os.path.join(TMP, "syslog")  # the namespace's /dev/log (tests/e2e/lib.sh)
 EMULATOR = os.path.join(os.environ["top_srcdir"], "tests", "emulator", "imds.py")
 SSH_PORT = os.environ["E2E_SSH_PORT"]
 IMDS = "http://169.254.169.254"
@@ -203,6 +204,11 @@ def user_uid():
     return int(subprocess.check_output(["id", "-u", USER]))
 
 
+def syslog_lines():
+    with open(SYSLOG, errors="replace") as f:
+        return f.read().splitlines()
+
+
 def imds_log():
     with open(IMDS_LOG, encoding="utf-8") as f:
         return [e for e in (json.loads(line) for line in f if line.strip()) if e["path"] == TOKEN_PATH]
@@ -356,12 +362,20 @@ def session_rounds(confdir, opens, firsts, cycles, line):
                            "broker_rtt")
                 us = [int(x) for x in re.findall(r"^rtt_us=(\d+)$", run.out, re.M)]
             else:
+                logged = syslog_lines()
                 run = must(spawn([PAM_RUN, "--confdir", confdir, "--service", name, "--user", USER,
                                   "--cycles", str(CYCLES_SESSION), "--times", "--idle", str(IDLE_MS),
                                   "--no-settle"]),
                            "pam_run " + name)
                 if "open_session[PAM_SUCCESS]=%d" % CYCLES_SESSION not in run.out:
                     raise SystemExit("bench: sessions of stack %s failed: %s" % (name, run.out))
+                # pam_azid is optional in the stack and says nothing when all
+                # went well: a line means an open that stored nothing (the
+                # user's key quota, say), which would be timed as a fast one.
+                said = [x for x in syslog_lines()[len(logged):] if "pam_azid" in x]
+                if said:
+                    raise SystemExit("bench: pam_azid logged during the timed opens of stack %s: %s"
+                                     % (name, said[0]))
                 us = [int(x) for x in re.findall(r"^open_us=(\d+)$", run.out, re.M)]
                 cycles[name] += [int(x) / 1e6 for x in re.findall(r"^cycle_us=(\d+)$", run.out, re.M)[1:]]
                 # The first of each process is the one an sshd login pays
@@ -803,7 +817,7 @@ def report(figures, started, load_end):
         "one process; the bare round trip to azidd is bench/broker_rtt.c, the key request "
         "of a login (a connection, the request line, the reply) without pam_azid's checks "
         "around it. Each open (after its pam_start), each GET and each round trip follows %d ms "
-        "of idle (`pam_run --idle`, `curl_get URL N %d`, `broker_rtt SOCKET REQUEST N %d`); "
+        "of idle (`pam_run --idle --no-settle`, `curl_get URL N %d`, `broker_rtt SOCKET REQUEST N %d`); "
         "back to back, as the process, the emulator and the caches stay warm as they never "
         "are for a login, a GET took %s. Instructions: the "
         "difference between runs of %d and %d sessions, per session; the first session's, a "

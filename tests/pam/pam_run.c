@@ -21,9 +21,9 @@
  * (not counted in cycle_us), so that every timed open follows as much idle
  * time as bench/curl_get gives its GETs.  --no-settle skips the wait for
  * the kernel to free each closed session's keys (await_key_collection),
- * which is idle too: tens of milliseconds more before the next open, which
- * on a VM makes it slower (bench/README.md).  For a few cycles only: the
- * closed sessions' keyrings then stay charged to the user.
+ * which is idle too: 10-20 ms more before the next open, which on the VM
+ * of bench/README.md makes it slower.  For a few cycles only: the closed
+ * sessions' keyrings then stay charged to the user.
  * --deny-keys makes the keyring syscalls fail as in a container or on a
  * kernel without keys.  --child-end makes a child end its copy of the handle
  * after the open, with PAM_DATA_SILENT, as sshd's forked children do.
