@@ -163,7 +163,7 @@ class Broker(Server):
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("bench: azidd did not start (%s, %s)"
-                                     % (os.path.join(TMP, "syslog"), self.stderr.name))
+                                     % (SYSLOG, self.stderr.name))
                 time.sleep(0.02)
             finally:
                 probe.close()
