@@ -244,6 +244,34 @@ void key_desc_free(struct key_desc *d)
     d->heap = NULL;
 }
 
+/* The keys a keyring links.  Most link a few: one system call reads them
+ * into few; when there are more, the kernel gives the size instead and they
+ * are read into more. */
+struct key_list {
+    key_serial_t few[32];
+    void *more;
+    const key_serial_t *serials;
+    long n; /* 0 when the keyring cannot be read */
+};
+
+static void key_list_read(key_serial_t ring, struct key_list *l)
+{
+    l->more = NULL;
+    l->serials = l->few;
+    long size = keyctl_read(ring, (char *)l->few, sizeof l->few);
+    if (size > (long)sizeof l->few) {
+        size = keyctl_read_alloc(ring, &l->more);
+        l->serials = l->more;
+    }
+    l->n = size > 0 ? size / (long)sizeof(key_serial_t) : 0;
+}
+
+static void key_list_free(struct key_list *l)
+{
+    free(l->more);
+    l->more = NULL;
+}
+
 /* The user keyring (_uid.<uid>) of uid.  When the caller's real uid differs
  * (root in sshd), the real uid is switched for the lookup, as pam_keyinit
  * does, because the kernel resolves @u from it.  setresuid also resets the
@@ -329,23 +357,15 @@ struct session_contents {
 
 static void scan_session(key_serial_t keyring, uid_t uid, struct session_contents *c)
 {
-    /* A login's session keyring holds a few keys: one system call reads
-     * them all, unless there are more (the kernel then gives the size). */
-    key_serial_t few[32];
-    void *more = NULL;
-    const key_serial_t *list = few;
-    long n = keyctl_read(keyring, (char *)few, sizeof few);
-    if (n > (long)sizeof few) {
-        n = keyctl_read_alloc(keyring, &more);
-        list = more;
-    }
+    struct key_list l;
+    key_list_read(keyring, &l);
     char want[32];
     snprintf(want, sizeof want, "_uid.%u", (unsigned)uid);
     c->links_user = false;
     c->service_marker = false;
-    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
+    for (long i = 0; i < l.n; i++) {
         struct key_desc d;
-        if (key_describe(list[i], &d) != 0)
+        if (key_describe(l.serials[i], &d) != 0)
             continue;
         if (strcmp(d.type, "keyring") == 0 && d.uid == uid && strcmp(d.description, want) == 0)
             c->links_user = true;
@@ -353,7 +373,7 @@ static void scan_session(key_serial_t keyring, uid_t uid, struct session_content
             c->service_marker = true;
         key_desc_free(&d);
     }
-    free(more);
+    key_list_free(&l);
 }
 
 #define KEYINIT_HINT                                                                      \
@@ -714,10 +734,10 @@ static void walk_add_ring(struct walk *w, key_serial_t k)
 
 static azid_status walk_keyring(struct walk *w, key_serial_t ring)
 {
-    void *list = NULL;
-    long n = keyctl_read_alloc(ring, &list);
-    for (long i = 0; n > 0 && i < n / (long)sizeof(key_serial_t); i++) {
-        key_serial_t k = ((key_serial_t *)list)[i];
+    struct key_list l;
+    key_list_read(ring, &l);
+    for (long i = 0; i < l.n; i++) {
+        key_serial_t k = l.serials[i];
         struct key_desc d;
         if (walk_seen(w, k) || key_describe(k, &d) < 0)
             continue; /* expired, revoked or not viewable: not listed */
@@ -729,14 +749,14 @@ static azid_status walk_keyring(struct walk *w, key_serial_t ring)
             char *desc = strdup(d.description);
             if (!desc) {
                 key_desc_free(&d);
-                free(list);
+                key_list_free(&l);
                 return AZID_ERR_NOMEM;
             }
             w->keys[w->nkeys++] = (struct found_key){k, desc, -1};
         }
         key_desc_free(&d);
     }
-    free(list);
+    key_list_free(&l);
     return AZID_OK;
 }
 

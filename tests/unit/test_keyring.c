@@ -767,6 +767,24 @@ static void test_list(void **state)
     assert_int_equal(seconds_left(longer), -1);
 }
 
+/* More keys than azid_keyring_list reads from a keyring in its first system
+ * call: every one is listed. */
+static void test_list_many(void **state)
+{
+    (void)state;
+    login_session(UID_LIST);
+    for (int i = 0; i < 40; i++) {
+        char desc[64];
+        snprintf(desc, sizeof desc, "azid:token:https://many/%d", i);
+        assert_true(add_key("user", desc, "m", 1, KEY_SPEC_SESSION_KEYRING) > 0);
+    }
+    struct listed l = {0, "azid:token:https://many/39", -2, -1};
+    azid_error err;
+    assert_int_equal(azid_keyring_list(collect, &l, &err), AZID_OK);
+    assert_int_equal(l.count, 40);
+    assert_int_equal(l.seconds_left, -1);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 /* The fsuid switch is per thread: concurrent stores for different users
@@ -938,6 +956,7 @@ int main(void)
         cmocka_unit_test_setup(test_read_absent, setup_root_session),
         cmocka_unit_test_setup(test_read_expired, setup_root_session),
         cmocka_unit_test_setup(test_list, setup_root_session),
+        cmocka_unit_test_setup(test_list_many, setup_root_session),
         cmocka_unit_test_setup(test_threads, setup_root_session),
         cmocka_unit_test_setup(test_unavailable, setup_root_session),
         cmocka_unit_test(test_ids_not_restored),
