@@ -83,6 +83,26 @@ static void take_line(const struct module_ctx *ctx, const struct broker_line *li
     out->failed = true;
 }
 
+/* azidd answers each item of the request with one "key" or "fail" line,
+ * in the request's order.  A reply that does not (a broker of another
+ * version, or a bug) is not trusted with the session keyring: nothing of
+ * it is linked. */
+static bool reply_answers(const azid_grant *const *items, size_t n,
+                          const struct broker_reply *reply)
+{
+    if (reply->n != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const struct broker_line *line = &reply->lines[i];
+        const char *target = broker_line_get(
+            line, items[i]->kind == AZID_GRANT_SECRET ? "secret" : "resource");
+        if ((strcmp(line->word, "key") != 0 && strcmp(line->word, "fail") != 0) || !target ||
+            strcmp(target, items[i]->target) != 0)
+            return false;
+    }
+    return true;
+}
+
 bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
                          const azid_grant *const *items, size_t n, azid_identity_kind identity,
                          const char *identity_value, int64_t deadline_ms,
@@ -124,6 +144,13 @@ bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
         const char *message = broker_line_get(&reply.lines[0], "message");
         log_info(ctx, "the broker refused the request (%s); working in-process",
                  message ? message : "no reason given");
+        broker_reply_free(&reply);
+        return false;
+    }
+    if (!reply_answers(items, n, &reply)) {
+        log_err(ctx, "the broker's reply does not answer the request item by item (%zu lines "
+                     "for %zu items); working in-process (is azidd from the same azid version?)",
+                reply.n, n);
         broker_reply_free(&reply);
         return false;
     }

@@ -213,6 +213,54 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("(user azuser) the broker refused the request (field ca_file= is not part of a key request); "
                       "working in-process", r.lines("INFO"))
 
+    def test_a_reply_that_does_not_answer_the_request_is_not_linked_from(self):
+        # azidd answers each item once, in order; a stand-in plays a broker
+        # that does not, naming real root-owned keys the module could link.
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        other = "https://other.example/"
+
+        def root_key(resource):
+            serial = subprocess.run(["keyctl", "padd", "user", "azid:token:" + resource, "@u"], input="stand-in",
+                                    capture_output=True, text=True, check=True).stdout.strip()
+            self.addCleanup(subprocess.run, ["keyctl", "unlink", serial, "@u"], capture_output=True)
+            subprocess.run(["keyctl", "setperm", serial, "0x3f3f0000"], check=True)
+            return int(serial)
+
+        def line(resource, serial):
+            return "key resource=%s serial=%d expires_on=%d\n" % (resource, serial, time.time() + 3600)
+
+        vault_key, other_key = root_key(VAULT), root_key(other)
+        cases = {
+            "more lines than items": ([VAULT], line(VAULT, vault_key) * 6),
+            "a resource not asked for": ([VAULT], line(other, other_key)),
+            "an item left out": ([VAULT, MGMT], line(VAULT, vault_key)),
+        }
+        path = os.path.join(self.tmp, "stand-in.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(4)
+        self.addCleanup(server.close)
+        for name, (resources, reply) in cases.items():
+            with self.subTest(name):
+                def serve():
+                    conn, _ = server.accept()
+                    conn.recv(8192)
+                    conn.sendall((reply + "end\n").encode())
+                    conn.close()
+
+                threading.Thread(target=serve, daemon=True).start()
+                args = ["resource=" + r for r in resources] + ["endpoint=" + self.emu.url, "broker=" + path, "debug"]
+                r = box.run(args)
+                self.assertEqual(r.steps.get("open_session"), "PAM_SUCCESS", r)
+                self.assertEqual(sorted(r.keys), sorted("azid:token:" + x for x in resources), r)
+                for x in resources:
+                    self.assertEqual(r.keys["azid:token:" + x]["uid"], pamtest.USERS["azuser"], "the module's own key")
+                self.assertIn("(user azuser) the broker's reply does not answer the request item by item "
+                              "(%d lines for %d items); working in-process (is azidd from the same azid version?)"
+                              % (reply.count("\n"), len(resources)), r.lines("ERR"))
+
     def test_a_session_open_past_half_the_lifetime_sees_the_new_token_in_its_key(self):
         # Keys live until 60 s before the token's expiry: 30 s here, so the
         # broker refreshes after 15 s.  The session reads its key until it
