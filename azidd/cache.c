@@ -486,7 +486,9 @@ static bool negative_worthy(azid_status st)
            st == AZID_ERR_RESPONSE || st == AZID_ERR_NO_SOURCE || st == AZID_ERR_TLS;
 }
 
-static void fail(struct entry *e, azid_status st, const char *message)
+/* negative_ms: how long callers get this failure at once; -1 for
+ * negative_cache= if the failure is worth caching (negative_worthy). */
+static void fail(struct entry *e, azid_status st, const char *message, long negative_ms)
 {
     bool refreshing = token_usable(e);
     if (refreshing) {
@@ -502,12 +504,13 @@ static void fail(struct entry *e, azid_status st, const char *message)
     }
     e->failure.status = st;
     snprintf(e->failure.message, sizeof e->failure.message, "%s", message);
-    if (negative_worthy(st)) {
-        long ms = config_negative_cache_ms();
-        e->negative_until_ms = now_ms() + ms;
+    if (negative_ms < 0 && negative_worthy(st))
+        negative_ms = config_negative_cache_ms();
+    if (negative_ms > 0) {
+        e->negative_until_ms = now_ms() + negative_ms;
         log_msg(LOG_ERR, "no %s %s (identity %s): %s; callers get this failure from "
                          "the negative cache for %.1f s",
-                kind(e), e->resource, e->identity, message, (double)ms / 1000);
+                kind(e), e->resource, e->identity, message, (double)negative_ms / 1000);
     } else {
         e->negative_until_ms = 0;
         log_msg(LOG_ERR, "no %s %s (identity %s): %s", kind(e), e->resource, e->identity,
@@ -565,8 +568,21 @@ static void take(struct entry *e, const struct broker_line *l, int64_t now_s)
     if (!ok) {
         if (copy)
             wipe_free(copy, length);
-        fail(e, AZID_ERR_RESPONSE, "the fetcher's answer has no value or expiry in range "
-                                   "(or no memory for it)");
+        fail(e, AZID_ERR_RESPONSE,
+             "the fetcher's answer has no value or expiry in range (or no memory for it)", -1);
+        return;
+    }
+    if (expires_on - AZID_EXPIRY_SKEW_S <= now_s) {
+        /* Not usable, so its waiters would wait for a token that never
+         * comes; the negative cache asks again once the endpoint has had
+         * time to issue a new one. */
+        wipe_free(copy, length);
+        char message[160];
+        snprintf(message, sizeof message,
+                 "the endpoint's token expires in %lld s, within the %d s before expiry "
+                 "in which azid hands no token out",
+                 (long long)(expires_on - now_s), AZID_EXPIRY_SKEW_S);
+        fail(e, AZID_ERR_RESPONSE, message, -1);
         return;
     }
     succeed(e, copy, length, expires_on);
@@ -587,7 +603,7 @@ static void finish(struct entry *e)
     counters.requests++;
     int64_t now_s = (int64_t)time(NULL);
     if (st != AZID_OK) {
-        fail(e, AZID_ERR_SYSTEM, "the fetcher failed (crashed, killed, or a malformed reply)");
+        fail(e, AZID_ERR_SYSTEM, "the fetcher failed (crashed, killed, or a malformed reply)", -1);
     } else if (reply.n == 1 && strcmp(reply.lines[0].word, e->secret ? "secret" : "token") == 0) {
         take(e, &reply.lines[0], now_s);
     } else if (reply.n == 1 && strcmp(reply.lines[0].word, "fail") == 0) {
@@ -609,10 +625,12 @@ static void finish(struct entry *e)
                     (long long)http, retry_after > 0 ? " with Retry-After" : "",
                     (double)hold / 1000);
         }
+        /* A 429 is over when the hold is, not after negative_cache=. */
         fail(e, broker_status_from_name(broker_line_get(&reply.lines[0], "status")),
-             message ? message : "the fetcher failed without a message");
+             message ? message : "the fetcher failed without a message",
+             http == 429 ? (long)(hold_until_ms - now_ms()) : -1);
     } else {
-        fail(e, AZID_ERR_SYSTEM, "the fetcher's reply is malformed");
+        fail(e, AZID_ERR_SYSTEM, "the fetcher's reply is malformed", -1);
     }
     broker_reply_free(&reply);
     if (cache_on_change)
@@ -631,7 +649,7 @@ static void start_fetch(struct entry *e)
     int64_t now = now_ms();
     if (!fetch_start(&e->child, e->request, e->request_length,
                      now + e->timeout_ms + 1500)) {
-        fail(e, AZID_ERR_SYSTEM, "the broker could not start a fetcher");
+        fail(e, AZID_ERR_SYSTEM, "the broker could not start a fetcher", -1);
         if (cache_on_change)
             cache_on_change();
         return;

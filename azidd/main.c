@@ -67,6 +67,8 @@ struct conn {
 static struct conn *conns[MAX_CONNS];
 static size_t nconns;
 static const char *config_path; /* --config; NULL for the built-in path */
+/* A reply was made since the poll set was built: it has no POLLOUT there. */
+static bool replied;
 static volatile sig_atomic_t stopping;
 
 void log_msg(int priority, const char *fmt, ...)
@@ -134,6 +136,7 @@ static void start_reply(struct conn *c)
     c->state = CONN_WRITE;
     c->deadline_ms = now_ms() + WRITE_DEADLINE_MS;
     c->sent = 0;
+    replied = true;
 }
 
 /* Replaces whatever was built with one error line. */
@@ -483,7 +486,11 @@ static int own_socket(const char *path, bool default_path)
         return -1;
     }
     strcpy(sa.sun_path, path);
-    if (default_path && mkdir("/run/azid", 0755) < 0 && errno != EEXIST) {
+    /* Anyone may ask: the directory must be searchable whatever root's
+     * umask.  One that exists is the admin's (or systemd's) to set. */
+    if (default_path && mkdir("/run/azid", 0755) == 0) {
+        chmod("/run/azid", 0755);
+    } else if (default_path && errno != EEXIST) {
         log_msg(LOG_ERR, "cannot create /run/azid: %s", strerror(errno));
         return -1;
     }
@@ -560,12 +567,15 @@ static void loop(int listen_fd)
                 next = c->deadline_ms;
         }
         size_t cache_from = n;
+        replied = false;
         int wait = cache_poll_setup(fds, &n, sizeof fds / sizeof fds[0]);
-        /* cache_poll_setup may have answered waiters: their state changed
-         * since fds was built, so poll without waiting this round. */
         int64_t conn_wait = next - now;
         if (conn_wait < wait)
             wait = conn_wait < 0 ? 0 : (int)conn_wait;
+        /* cache_poll_setup answered waiters (a fetcher killed, or one that
+         * could not start): their replies go out after this round. */
+        if (replied)
+            wait = 0;
         int r = poll(fds, n, wait);
         if (r < 0 && errno != EINTR) {
             log_msg(LOG_ERR, "poll: %s", strerror(errno));

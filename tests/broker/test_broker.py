@@ -408,6 +408,30 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(sum("callers get this failure from the negative cache" in l
                              for l in self.broker.log()), 1)
 
+    def test_a_token_that_expires_within_the_skew_is_a_failure_answered_at_once(self):
+        # Keys end 60 s before the token: a 30 s token cannot be handed out,
+        # and its callers must not wait for one that never comes.
+        self.start(lifetime=30)
+        t = time.monotonic()
+        reply = self.key_request()
+        self.assertLess(time.monotonic() - t, 10)
+        self.assertRegex(reply, r"(?m)^fail resource=%s status=response message=the endpoint's token expires in "
+                                r"(29|30) s, within the 60 s before expiry in which azid hands no token out\n"
+                         % re.escape(VAULT))
+        self.assertEqual(len(self.emu.requests()), 1)
+
+    def test_a_429_is_given_to_callers_until_its_retry_after_ends_not_for_negative_cache(self):
+        self.start(faults=["429:retry-after=1"])
+        line = "azid1 key user=nobody uid=65534 resource=%s endpoint=%s timeout=1\n" % (VAULT, self.emu.url)
+        first = self.broker.request(line)
+        self.assertIn("HTTP 429", first)
+        self.assertTrue(any("callers get this failure from the negative cache for 1.0 s" in l
+                            for l in self.broker.log()), self.broker.log())
+        time.sleep(1.5)
+        again = self.broker.request(line)
+        self.assertIn("key resource=%s serial=" % VAULT, again)
+        self.assertEqual(len(self.emu.requests()), 2, "asked again once the Retry-After was over")
+
     def fetcher_status(self):
         """/proc/PID/status of the fetcher of a key request (the emulator
         must answer slowly), as a dict."""
@@ -452,9 +476,9 @@ class BrokerTest(unittest.TestCase):
         # A crash while it holds a token leaves no core file on disk.
         self.assertEqual(fields["CoreLimit"], "0 0")
 
-    def test_the_fetcher_runs_as__azid_when_that_account_exists(self):
-        # A private mount namespace whose user database has _azid, as the
-        # Debian package makes it.
+    def with_azid_account(self):
+        """The argv prefix of a broker in a private mount namespace whose user
+        database has _azid, as the Debian package makes it."""
         etc = os.path.join(self.tmp, "etc")
         os.makedirs(etc)
         for name, line in (("passwd", "_azid:x:61999:61999::/nonexistent:/usr/sbin/nologin"),
@@ -463,11 +487,13 @@ class BrokerTest(unittest.TestCase):
                 text = f.read()
             with open(os.path.join(etc, name), "w") as f:
                 f.write(text + line + "\n")
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0/passwd" /etc/passwd && mount --bind "$0/group" /etc/group && exec "$@"', etc]
+
+    def test_the_fetcher_runs_as__azid_when_that_account_exists(self):
         self.emu = harness.Emulator(self.tmp, faults=["slow:2"])
         self.addCleanup(self.emu.stop)
-        prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                  'mount --bind "$0/passwd" /etc/passwd && mount --bind "$0/group" /etc/group && exec "$@"', etc]
-        self.broker = harness.Broker(self.tmp, argv_prefix=prefix)
+        self.broker = harness.Broker(self.tmp, argv_prefix=self.with_azid_account())
         self.addCleanup(self.broker.stop)
         fields = self.fetcher_status()
         self.assertEqual(fields["Uid"].split(), ["61999"] * 4)
@@ -480,6 +506,58 @@ class BrokerTest(unittest.TestCase):
         # Not dumpable: _azid's other processes can neither ptrace it nor
         # read its memory.
         self.assertEqual(fields["ProcOwner"].strip(), "0")
+
+    def test_with_its_units_capabilities_the_broker_stops_a_stuck_fetcher(self):
+        # The capabilities azidd.service leaves it; its fetcher runs as _azid,
+        # another uid, and is stopped here as one stuck in NSS would hang.
+        with open(os.path.join(harness.top_srcdir, "azidd", "azidd.service.in")) as f:
+            caps = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M).group(1).split()
+        bounding = "-all," + ",".join("+" + c[len("CAP_"):].lower() for c in caps)
+        self.emu = harness.Emulator(self.tmp, faults=["slow:10"])
+        self.addCleanup(self.emu.stop)
+        self.broker = harness.Broker(self.tmp, argv_prefix=self.with_azid_account()
+                                     + ["setpriv", "--bounding-set", bounding])
+        self.addCleanup(self.broker.stop)
+        replies = []
+        line = "azid1 key user=nobody uid=%d resource=%s endpoint=%s timeout=1\n" % (NOBODY, VAULT, self.emu.url)
+        t = threading.Thread(target=lambda: replies.append(self.broker.request(line)))
+        t.start()
+        fetcher = None
+        deadline = time.monotonic() + 5
+        while fetcher is None and time.monotonic() < deadline:
+            r = subprocess.run(["pgrep", "-P", str(self.broker.proc.pid), "-x", "azidd-fetcher"],
+                               capture_output=True, text=True)
+            fetcher = int(r.stdout.split()[0]) if r.stdout.split() else None
+            time.sleep(0.02)
+        self.assertIsNotNone(fetcher, "saw the fetcher")
+        self.assertEqual(os.stat("/proc/%d" % fetcher).st_uid, 61999)
+        os.kill(fetcher, signal.SIGSTOP)
+        t.join(20)
+        self.assertFalse(t.is_alive(), "the broker answered")
+        self.assertIn("the fetcher failed (crashed, killed, or a malformed reply)", replies[0])
+        self.assertIn("counters ", " ".join(self.broker.status()), "and goes on serving")
+
+    def test_started_by_hand_under_a_strict_umask_anyone_may_still_connect(self):
+        # The default socket, in a private /run; root's umask 077.
+        prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                  'mount -t tmpfs azid-run /run && umask 077 && exec "$@"', "sh"]
+        proc = subprocess.Popen(prefix + [os.path.join(harness.top_builddir, "azidd", "azidd"), "--config",
+                                          os.path.join(self.tmp, "none.conf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        inside = ["nsenter", "-t", str(proc.pid), "-m"]
+        deadline = time.monotonic() + 10
+        while subprocess.run(inside + ["test", "-S", "/run/azid/azidd.sock"]).returncode != 0:
+            self.assertLess(time.monotonic(), deadline, "azidd made its socket")
+            time.sleep(0.05)
+        mode = subprocess.run(inside + ["stat", "-c", "%a", "/run/azid", "/run/azid/azidd.sock"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        self.assertEqual(mode, ["755", "666"])
+        r = subprocess.run(inside + ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                                     PYTHON, "-c", ASK, "/run/azid/azidd.sock", "azid1 status\\n"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertIn("counters ", r.stdout, r.stderr)
 
     # ---- token requests: policy by peer uid ----------------------------------
 
