@@ -40,6 +40,7 @@ MODULE = os.path.join(BUILD, ".libs", "pam_azid.so")
 PAM_RUN = os.path.join(BUILD, "tests", "pam", "pam_run")
 CURL_GET = os.path.join(BUILD, "bench", "curl_get")
 BROKER_RTT = os.path.join(BUILD, "bench", "broker_rtt")
+PEAK_RSS = os.path.join(BUILD, "bench", "peak_rss")
 AZIDD = os.path.join(BUILD, "azidd", "azidd")
 HAVE_BROKER = os.access(AZIDD, os.X_OK)
 BROKER_SOCKET = "/run/azid/azidd.sock"
@@ -50,6 +51,8 @@ TIMEOUT = 2  # pam_azid's timeout= and the profile script's curl --max-time (sec
 # a run) every SDK_EVERY-th.  The medians of 15 runs of azid or of curl
 # move by more than the two differ (bench/README.md), hence 45.
 ROUNDS_ONESHOT, SDK_EVERY = (2, 1) if SMOKE else (45, 3)
+# Then each of them this many times under bench/peak_rss, untimed.
+RSS_ONESHOT = 1 if SMOKE else 5
 ROUNDS_SESSION, CYCLES_SESSION = (2, 3) if SMOKE else (10, 20)
 ROUNDS_LOGIN = 2 if SMOKE else 10
 BURSTS = [1, 3] if SMOKE else [1, 10, 50, 200]
@@ -80,32 +83,39 @@ PROFILE = os.path.join(TMP, "azure-token.sh")
 # ---- running things -----------------------------------------------------------
 
 class Run:
-    def __init__(self, rc, out, err, elapsed, maxrss_kib):
-        self.rc, self.out, self.err, self.elapsed, self.maxrss = rc, out, err, elapsed, maxrss_kib
+    def __init__(self, rc, out, err, elapsed):
+        self.rc, self.out, self.err, self.elapsed = rc, out, err, elapsed
 
 
 def spawn(argv, env=None, timeout=120):
-    """Runs argv; its wall time and its own peak RSS (wait4), not the sum of
-    every child's."""
+    """Runs argv; its wall time."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         killer = threading.Timer(timeout, p.kill)
         killer.start()
-        _, status, usage = os.wait4(p.pid, 0)
+        p.wait()
         elapsed = time.monotonic() - start
         killer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         return Run(p.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                   elapsed, usage.ru_maxrss)
+                   elapsed)
 
 
 def must(run, what):
     if run.rc != 0:
         raise SystemExit("bench: %s failed (exit %d): %s" % (what, run.rc, run.err.strip()[-2000:]))
     return run
+
+
+def peak_rss(argv, what, env=None, timeout=120):
+    """Runs argv under bench/peak_rss (why: there); the Run, which must
+    succeed, and argv's peak RSS in KiB.  Its wall time includes
+    peak_rss's own start-up."""
+    with tempfile.NamedTemporaryFile(dir=TMP, prefix="peak_rss.") as f:
+        run = must(spawn([PEAK_RSS, f.name] + argv, env=env, timeout=timeout), what)
+        return run, int(f.read())
 
 
 class Server:
@@ -286,14 +296,23 @@ def oneshot():
     env = dict(os.environ, AZURE_POD_IDENTITY_AUTHORITY_HOST=IMDS)
     times = {k: [] for k in peers}
     rss = {k: [] for k in peers}
+
+    def token(run, name):
+        if "eyJ" not in run.out:
+            raise SystemExit("bench: %s printed no token" % name)
+
     for r in range(ROUNDS_ONESHOT):
         order = [k for k in peers if k != "sdk" or r % SDK_EVERY == 0]
         for name in order[r % len(order):] + order[:r % len(order)]:
             run = must(spawn(peers[name], env=env), name)
-            if "eyJ" not in run.out:
-                raise SystemExit("bench: %s printed no token" % name)
+            token(run, name)
             times[name].append(run.elapsed)
-            rss[name].append(run.maxrss)
+    order = list(peers)
+    for r in range(RSS_ONESHOT):
+        for name in order[r % len(order):] + order[:r % len(order)]:
+            run, kib = peak_rss(peers[name], name, env=env)
+            token(run, name)
+            rss[name].append(kib)
     instr = {name: callgrind(peers[name]) for name in ("azid", "curl")}
     return {"times": times, "rss": rss, "instr": instr, "az": az_cli(env)}
 
@@ -422,11 +441,10 @@ def memory():
     confdir = os.path.join(TMP, "bench-pam")
     rss = {}
     for n in (FEW_SESSIONS, MANY_SESSIONS):
-        run = must(spawn([PAM_RUN, "--confdir", confdir, "--service", "cold", "--user", USER,
-                          "--cycles", str(n)], timeout=3600), "pam_run %d sessions" % n)
+        run, rss[n] = peak_rss([PAM_RUN, "--confdir", confdir, "--service", "cold", "--user", USER,
+                                "--cycles", str(n)], "pam_run %d sessions" % n, timeout=3600)
         if "open_session[PAM_SUCCESS]=%d" % n not in run.out:
             raise SystemExit("bench: %d sessions: %s" % (n, run.out))
-        rss[n] = run.maxrss
     allocs = {}
     for name in ("none", "cold"):
         run = must(spawn(["valgrind", "--tool=memcheck", "--leak-check=no", PAM_RUN, "--confdir", confdir,
@@ -810,7 +828,9 @@ def report(figures, started, load_end):
                  "socket, each variant of figures 4 and 5 starting with an empty cache." if HAVE_BROKER else
                  "This build has no broker (azidd): its figures are not measured."),
         "3. Figure 1: `azid fetch` and the Python SDK print the token; curl prints IMDS's "
-        "JSON (extracting the token would add a process). Times include process start-up.",
+        "JSON (extracting the token would add a process). Times include process start-up. "
+        "Peak RSS is from runs of their own under bench/peak_rss (note 6), %d of each, not timed."
+        % RSS_ONESHOT,
         "4. Figure 2: tests/pam/pam_run, %d sessions per process; the first of each (the "
         "one an sshd login, a process per connection, pays; without azidd it also loads "
         "libcurl) has rows of its own, the steady state is the rest. The stack is pam_keyinit "
@@ -837,8 +857,10 @@ def report(figures, started, load_end):
         "hold a token at once." % (PROFILE_SCRIPT.splitlines()[0][:60] + "…",
                                   open("/proc/sys/kernel/keys/maxbytes").read().strip()),
         "   Logins that failed said: %s." % burst_failures(f4),
-        "6. Figure 6: a process's RSS is its peak (wait4's ru_maxrss), azidd's its VmRSS; "
-        "allocations are valgrind's heap summary of one pam_run session. azidd's requests: "
+        "6. Figures 1 and 6: a process's RSS is its peak, the ru_maxrss that bench/peak_rss.c "
+        "gets from wait4 after a real fork (a child that Python's subprocess starts with vfork "
+        "reports at least bench.py's own RSS); azidd's is its VmRSS; allocations are "
+        "valgrind's heap summary of one pam_run session. azidd's requests: "
         "azidd alone on CPU 0, clients (Python, one connection a request, as pam_azid makes "
         "them) on the other core; its own CPU time gives the rate one core sustains.",
         "",
