@@ -95,21 +95,29 @@ static int from_broker(const char *resource, int json, char *why, size_t why_siz
     azid_token *token = NULL;
     azid_error err, first;
     azid_status st = AZID_ERR_UNREACHABLE;
+    int answered = 0;
     /* A second of slack over the fetch's own budget, for the broker. */
     if (path)
-        st = azid_broker_get_token(path, resource, timeout_ms + 1000, &token, &first);
+        st = azid_broker_request_token(path, resource, timeout_ms + 1000, &token, &answered,
+                                       &first);
     if (path && st == AZID_ERR_ARGUMENT && variant &&
         azid_broker_get_token(path, variant, timeout_ms + 1000, &token, &err) == AZID_OK)
         st = AZID_OK;
     free(variant);
     azid_config_free(cfg);
-    if (st == AZID_ERR_UNREACHABLE) {
+    /* A broker that answered "unreachable" is running: its endpoint is not. */
+    if (st == AZID_ERR_UNREACHABLE && !answered) {
         snprintf(why, why_size, "%s", path ? first.message : "broker=off");
         return -1;
     }
-    if (st != AZID_OK) {
+    if (st == AZID_ERR_ARGUMENT) {
         report("token", "no token for %s in your keyring, and the broker refused: %s", resource,
                first.message);
+        return EXIT_FAIL;
+    }
+    if (st != AZID_OK) {
+        report("token", "no token for %s in your keyring, and the broker could not get one: %s",
+               resource, first.message);
         return EXIT_FAIL;
     }
     char *description = azid_key_description_token(azid_token_resource(token));

@@ -379,9 +379,18 @@ size_t azid_config_lockdown_allow(const azid_config *config, const char *const *
  * the endpoint; the caller frees it.  socket_path NULL: AZID_BROKER_SOCKET.
  * The reply must come within timeout_ms.  AZID_ERR_UNREACHABLE when no
  * broker answers there; otherwise the broker's refusal or failure, with
- * its message ("... is not granted to user ...", the endpoint's error). */
+ * its message ("... is not granted to user ...", the endpoint's error).
+ * The endpoint's failure keeps its status, so AZID_ERR_UNREACHABLE can
+ * also be the broker's answer that the endpoint is unreachable:
+ * azid_broker_request_token tells the two apart. */
 azid_status azid_broker_get_token(const char *socket_path, const char *resource,
                                   long timeout_ms, azid_token **out, azid_error *err);
+/* azid_broker_get_token, and *answered (when non-NULL) is 1 when the
+ * broker's whole reply was read (the token, or the failure is its answer),
+ * 0 when none was (no broker there, or no whole reply in time). */
+azid_status azid_broker_request_token(const char *socket_path, const char *resource,
+                                      long timeout_ms, azid_token **out, int *answered,
+                                      azid_error *err);
 
 typedef struct azid_broker_entry {
     int negative;           /* 0: a cached value; 1: a failure in the negative cache */

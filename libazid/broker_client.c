@@ -195,9 +195,11 @@ azid_status broker_call(const char *path, const char *request, size_t length,
 /* ---- the public calls (azid.h) ---------------------------------------------- */
 
 /* One request and its reply; an "error" reply becomes the broker's status
- * and message. */
+ * and message.  *answered (when non-NULL) is set to 1 once the whole reply
+ * is read: an "error" reply may carry the endpoint's own "unreachable",
+ * which must not pass for a missing broker. */
 static azid_status ask(const char *socket_path, const char *request, long timeout_ms,
-                       struct broker_reply *reply, azid_error *err)
+                       struct broker_reply *reply, int *answered, azid_error *err)
 {
     if (timeout_ms <= 0)
         return err_set(err, AZID_ERR_ARGUMENT, "timeout %ld ms is not positive", timeout_ms);
@@ -205,6 +207,8 @@ static azid_status ask(const char *socket_path, const char *request, long timeou
                                  strlen(request), now_ms() + timeout_ms, reply, err);
     if (st != AZID_OK)
         return st;
+    if (answered)
+        *answered = 1;
     if (reply->n == 1 && strcmp(reply->lines[0].word, "error") == 0) {
         const char *message = broker_line_get(&reply->lines[0], "message");
         st = err_set(err, broker_status_from_name(broker_line_get(&reply->lines[0], "status")),
@@ -217,8 +221,17 @@ static azid_status ask(const char *socket_path, const char *request, long timeou
 azid_status azid_broker_get_token(const char *socket_path, const char *resource,
                                   long timeout_ms, azid_token **out, azid_error *err)
 {
+    return azid_broker_request_token(socket_path, resource, timeout_ms, out, NULL, err);
+}
+
+azid_status azid_broker_request_token(const char *socket_path, const char *resource,
+                                      long timeout_ms, azid_token **out, int *answered,
+                                      azid_error *err)
+{
     err_clear(err);
     *out = NULL;
+    if (answered)
+        *answered = 0;
     if (!resource || azid_resource_check(resource, err) != AZID_OK)
         return resource ? AZID_ERR_ARGUMENT
                         : err_set(err, AZID_ERR_ARGUMENT, "no resource given (NULL)");
@@ -233,7 +246,7 @@ azid_status azid_broker_get_token(const char *socket_path, const char *resource,
         return err_set(err, AZID_ERR_ARGUMENT, "the resource does not fit a broker request");
     }
     struct broker_reply reply;
-    azid_status st = ask(socket_path, req.data, timeout_ms, &reply, err);
+    azid_status st = ask(socket_path, req.data, timeout_ms, &reply, answered, err);
     broker_buf_free(&req);
     if (st != AZID_OK)
         return st;
@@ -258,7 +271,8 @@ azid_status azid_broker_status(const char *socket_path, long timeout_ms,
 {
     err_clear(err);
     struct broker_reply reply;
-    azid_status st = ask(socket_path, BROKER_PROTO_VERSION " status\n", timeout_ms, &reply, err);
+    azid_status st = ask(socket_path, BROKER_PROTO_VERSION " status\n", timeout_ms, &reply, NULL,
+                         err);
     if (st != AZID_OK)
         return st;
     if (counters)

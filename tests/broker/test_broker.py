@@ -622,6 +622,22 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual([l for l in r.stderr.splitlines() if l.startswith("azid")],
                          [r.stderr.splitlines()[-1]], "one line from azid")
 
+    def test_azid_token_says_the_broker_answered_when_its_endpoint_is_unreachable(self):
+        # The broker forwards the endpoint's status, "unreachable": that is
+        # its answer, not a missing broker (an admin told "no broker" would
+        # go and start the one that is running).
+        self.start(config="endpoint = http://127.0.0.1:9\ntimeout = 1\nMatch user nobody\n"
+                          "  resource = %s\n" % VAULT)
+        r = self.azid_as_nobody('"$AZID" token %s; echo rc=$?; "$AZID" token %s; echo rc=$?' % (VAULT, VAULT))
+        self.assertEqual(r.stdout, "rc=1\nrc=1\n", r)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("azid")]
+        self.assertEqual(len(lines), 2, r)
+        for line in lines:
+            self.assertTrue(line.startswith("azid token: no token for %s in your keyring, and the broker "
+                                            "could not get one: IMDS http://127.0.0.1:9/" % VAULT), line)
+            self.assertNotIn("no broker", line)
+        self.assertIn("negative_hits=1 ", " ".join(self.broker.status()), "the second answer was the cached failure")
+
     def test_a_user_granted_nothing_gets_nothing(self):
         self.start(config="endpoint = @URL@\nMatch user someone-else\n  resource = %s\n" % VAULT)
         r = self.azid_as_nobody('"$AZID" token %s' % VAULT)
