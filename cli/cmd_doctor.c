@@ -76,18 +76,11 @@ static void check_machine(struct doctor *d, azid_client *client)
                 "endpoint= in azid.conf", found.reason);
 }
 
-/* A config file only root can read (a mode of 0600 is safe too) is read
- * by pam_azid, which runs as root; a user's doctor cannot check it. */
-static int unreadable_by_user(const char *path)
-{
-    return getuid() != 0 && access(path, R_OK) != 0 && errno == EACCES;
-}
-
 static void check_config(struct doctor *d, azid_status status, const azid_error *err,
                          const char *path, const char *user, const azid_config *config)
 {
     struct stat st;
-    if (status == AZID_OK && unreadable_by_user(path)) {
+    if (status == AZID_OK && config_unreadable_by_caller(path)) {
         finding(d, FINDING_WARN, "config",
                 "%s is not readable by uid %u, so its grants are not checked and the checks "
                 "below use the built-in defaults; pam_azid reads it as root: run 'sudo azid "
@@ -107,7 +100,8 @@ static void check_config(struct doctor *d, azid_status status, const azid_error 
                 "%s is valid and safe; for user %s it grants %zu resource(s) and %zu "
                 "secret(s)", path, user ? user : "(none)", resources, secrets);
     }
-    if (status == AZID_OK && !unreadable_by_user(path) && !azid_config_grants_anyone(config))
+    if (status == AZID_OK && !config_unreadable_by_caller(path) &&
+        !azid_config_grants_anyone(config))
         finding(d, FINDING_WARN, "policy",
                 "%s grants nothing to anyone, and nothing is granted implicitly, so pam_azid "
                 "stores no token at any login (unless its line in /etc/pam.d names resource= "
@@ -188,14 +182,6 @@ static long elapsed_ms(const struct timespec *start)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
-/* How much of a library message says what failed: the part before its
- * " \u2014 " and the library's advice, which doctor replaces with its own. */
-static int fact_length(const char *message)
-{
-    const char *dash = strstr(message, " \xe2\x80\x94 ");
-    return (int)(dash ? (size_t)(dash - message) : strlen(message));
 }
 
 /* What to do about a 4xx or 5xx answer to the token request. */
@@ -436,8 +422,8 @@ int cmd_doctor(int argc, char **argv)
     free(config_arg);
     const struct passwd *pw = getpwuid(getuid());
     const char *user = pw ? pw->pw_name : NULL;
-    azid_status config_status =
-        unreadable_by_user(config_path) ? AZID_OK : azid_config_load(config, user, &config_err);
+    azid_status config_status = config_unreadable_by_caller(config_path)
+                                    ? AZID_OK : azid_config_load(config, user, &config_err);
 
     /* A config that does not load leaves the defaults, which still say
      * whether the endpoint answers. */

@@ -54,4 +54,9 @@ int parse_keyring_options(int argc, char **argv, const char *help, int *json);
 struct azid_config;
 const char *broker_socket(struct azid_config **cfg, long *timeout_ms);
 
+/* A config file only root can read (a mode of 0600 is safe too) is read
+ * by pam_azid and azidd, which run as root; a user's command goes on
+ * without it, with the built-in defaults. */
+int config_unreadable_by_caller(const char *path);
+
 #endif

@@ -8,6 +8,7 @@
 #include "output.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
@@ -28,7 +29,8 @@ static const struct command commands[] = {
     {"list", cmd_list, "[--json]", "list the azid keys in your keyring, never their values"},
     {"fetch", cmd_fetch,
      "[--resource R] [--client-id ID|--object-id ID|--msi-res-id ID]\n"
-     "[--endpoint URL] [--ca-file PATH] [--source S] [--timeout S] [--json]",
+     "[--endpoint URL] [--ca-file PATH] [--config PATH] [--source S]\n"
+     "[--timeout S] [--json]",
      "get a token straight from the identity source"},
     {"doctor", cmd_doctor, "[--config PATH] [--endpoint URL] [--timeout S] [--pam-dir DIR]",
      "check this machine's identity source, config, keyring and PAM stacks"},
@@ -208,4 +210,9 @@ const char *broker_socket(azid_config **cfg, long *timeout_ms)
     const char *path = NULL;
     azid_config_broker(*cfg, &path);
     return path;
+}
+
+int config_unreadable_by_caller(const char *path)
+{
+    return getuid() != 0 && access(path, R_OK) != 0 && errno == EACCES;
 }

@@ -100,6 +100,12 @@ int report_error(const char *command, const azid_error *err)
     }
 }
 
+int fact_length(const char *message)
+{
+    const char *dash = strstr(message, " \xe2\x80\x94 ");
+    return (int)(dash ? (size_t)(dash - message) : strlen(message));
+}
+
 long parse_seconds_ms(const char *text)
 {
     long ms;

@@ -39,6 +39,11 @@ void vreport(const char *command, const char *fmt, va_list ap) __attribute__((fo
  * a bad argument, EXIT_FAIL otherwise. */
 int report_error(const char *command, const azid_error *err);
 
+/* How much of a library message says what failed: the part before its
+ * " \u2014 " and the library's advice, which a command replaces with its
+ * own (printf's "%.*s"). */
+int fact_length(const char *message);
+
 /* A time budget in seconds ("5", "0.5") as milliseconds, by the library's
  * one parser (azid_timeout_parse: at most AZID_TIMEOUT_MAX_MS); -1 when
  * text is not one. */

@@ -173,8 +173,9 @@ azid_status source_resolve(const struct source_view *view, azid_source wanted,
         source = endpoint_base ? AZID_SOURCE_IMDS : source_detect(view, reason, sizeof reason);
         if (source == AZID_SOURCE_AUTO)
             return err_set(err, AZID_ERR_NO_SOURCE,
-                           "not an Azure VM (no Azure asset tag in %s, no Arc agent): set "
-                           "endpoint= to use another token endpoint", SOURCE_DMI_ASSET_TAG_FILE);
+                           "not an Azure VM (no Azure asset tag in %s, no Arc agent) \xe2\x80\x94 "
+                           "set endpoint= to use another token endpoint",
+                           SOURCE_DMI_ASSET_TAG_FILE);
     }
     const struct source *row = source_row(source);
     if (!row)

@@ -11,8 +11,9 @@
 The test re-executes itself in a private mount namespace (and, with
 network=True, a network namespace holding only its loopback), adds the user
 to bind-mounted copies of /etc/passwd and /etc/group (the host's files are
-never touched), and copies the azid binary and libazid.so into a directory
-the user can read.  Each session() is one `keyctl session -` of that user:
+never touched; etc_file() adds others, such as /etc/azid.conf, through an
+overlay), and copies the azid binary and libazid.so into a directory the
+user can read.  Each session() is one `keyctl session -` of that user:
 keys are added there with keyctl exactly as pam_azid adds them (user type,
 possessor view/read/write/search/setattr + owner view, a timeout), their
 payloads passed on stdin, never on argv or in the environment.
@@ -125,6 +126,7 @@ class Sandbox:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="azid-cli.")
         self.mounts = []
+        self.etc_overlay = False
         try:
             os.chmod(self.dir, 0o755)
             libs = os.path.join(harness.top_builddir, ".libs")
@@ -162,6 +164,29 @@ class Sandbox:
         """A root-owned file in the sandbox; returns its path."""
         path = self.path(name)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def etc_file(self, name, text, mode=0o644):
+        """Makes /etc/NAME a root-owned file holding text, inside the
+        test's namespace only: the first call lays an overlay over /etc
+        whose writes land in a tmpfs of the sandbox (the host's /etc is
+        never written), and binds the user's passwd and group over it
+        again.  Returns the path."""
+        if not self.etc_overlay:
+            layers = self.path("etc-overlay")
+            os.mkdir(layers)
+            self.mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", layers)
+            for d in ("upper", "work"):
+                os.mkdir(os.path.join(layers, d))
+            self.mount("-t", "overlay", "overlay", "-o", "lowerdir=/etc,upperdir=%s/upper,workdir=%s/work"
+                       % (layers, layers), "/etc")
+            self.etc_overlay = True
+            for etc_file in ("/etc/passwd", "/etc/group"):
+                self.mount("--bind", self.path(os.path.basename(etc_file)), etc_file)
+        path = os.path.join("/etc", name)
         with open(path, "w") as f:
             f.write(text)
         os.chmod(path, mode)

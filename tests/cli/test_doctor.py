@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""azid doctor as an admin would read it: a throwaway user in its own
-session keyring, the IMDS emulator on loopback inside a private network
-namespace, PAM stacks and config files in a temporary directory."""
+"""azid doctor as an admin would read it, and azid fetch reading the same
+config file: a throwaway user in its own session keyring, the IMDS
+emulator on loopback inside a private network namespace, PAM stacks and
+config files in a temporary directory (and /etc/azid.conf in an overlay)."""
 
 import os
 import re
@@ -382,6 +383,98 @@ class Doctor(unittest.TestCase):
             r = box.azid("doctor", *args)
             self.assertEqual((r.rc, r.stdout), (2, ""), (args, r))
             self.assertIn("azid doctor: ", r.stderr)
+
+
+class FetchReadsTheConfigFile(unittest.TestCase):
+    """azid fetch takes the file's source=, endpoint=, timeout= and
+    ca_file= under its own options, as doctor reads them; never its grants
+    or identities."""
+
+    def etc_conf(self, text, mode=0o644):
+        path = box.etc_file("azid.conf", text, mode)
+        self.addCleanup(os.remove, path)
+        return path
+
+    def assert_fetched(self, r):
+        self.assertEqual((r.rc, r.stderr), (0, ""), r)
+        self.assertEqual(r.stdout, emulator.requests()[-1]["access_token"] + "\n")
+
+    def assert_fails(self, r, rc, *fragments):
+        self.assertEqual((r.rc, r.stdout), (rc, ""), r)
+        self.assertEqual(len(r.stderr.splitlines()), 1, r)
+        self.assertTrue(r.stderr.startswith("azid fetch: "), r)
+        for f in fragments:
+            self.assertIn(f, r.stderr)
+
+    def test_the_endpoint_doctor_checks(self):
+        self.etc_conf("endpoint = %s\nresource = https://vault.azure.net\n" % emulator.url)
+        r = box.azid("doctor", "--pam-dir", write_pam("pam-good", GOOD_PAM))
+        self.assertEqual(findings(r)["endpoint reachable"][0], "ok", r)
+        self.assert_fetched(box.azid("fetch"))
+
+    def test_the_command_line_wins(self):
+        unreachable = "http://127.0.0.1:%d" % free_port()
+        self.etc_conf("endpoint = %s\ntimeout = 1\n" % unreachable)
+        r = box.azid("fetch", "--endpoint", emulator.url)
+        self.assert_fetched(r)
+        r = box.azid("fetch")
+        self.assert_fails(r, 3, unreachable, "no token within the 1.0 s time budget")
+
+    def test_timeout_from_the_file(self):
+        # A listener that takes the connection and never answers.
+        with socket.socket() as hang:
+            hang.bind(("127.0.0.1", 0))
+            hang.listen(8)
+            url = "http://127.0.0.1:%d" % hang.getsockname()[1]
+            config = box.write("slow.conf", "endpoint = %s\ntimeout = 1\n" % url)
+            r = box.azid("fetch", "--config", config)
+            self.assert_fails(r, 3, url, "no token within the 1.0 s time budget")
+            self.assertLess(r.elapsed, 2.5)
+            r = box.azid("fetch", "--config", config, "--timeout", "2")
+            self.assert_fails(r, 3, "no token within the 2.0 s time budget")
+
+    def test_grants_and_identities_of_the_file_are_not_fetchs(self):
+        # The emulator knows no such identities: asking with one would fail.
+        config = box.write("grants.conf", "client_id = no-such-client\n"
+                                          "resource = https://vault.azure.net\n"
+                                          "Match user %s\n"
+                                          "  object_id = no-such-object\n"
+                                          "  resource = https://storage.azure.com/\n"
+                                          "  endpoint = %s\n" % (clitest.USER, emulator.url))
+        r = box.azid("fetch", "--config", config)
+        self.assert_fetched(r)
+        self.assertEqual(emulator.requests()[-1]["query"],
+                         {"api-version": ["2018-02-01"], "resource": ["https://management.azure.com/"]},
+                         "the Match block's endpoint applied, its identity and grants did not")
+
+    def test_a_refused_file_is_an_error_naming_it(self):
+        bad = box.write("bad.conf", "# azid\nendpoint = %s\nnot_a_key = 1\n" % emulator.url)
+        unsafe = box.write("unsafe.conf", "endpoint = %s\n" % emulator.url, mode=0o666)
+        for config, fragment in ((bad, bad + ":3"), (unsafe, "writable by group or others")):
+            r = box.azid("fetch", "--config", config, "--endpoint", emulator.url)
+            self.assert_fails(r, 1, fragment, "pam_azid and azidd refuse it too")
+
+    def test_a_file_the_user_cannot_read(self):
+        # A root-only /etc/azid.conf is pam_azid's: fetch goes on without it.
+        unreachable = "http://127.0.0.1:%d" % free_port()
+        path = self.etc_conf("endpoint = %s\n" % unreachable, mode=0o600)
+        self.assert_fetched(box.azid("fetch", "--endpoint", emulator.url))
+        r = box.azid("fetch")
+        self.assert_fails(r, 3, "not an Azure VM", "give --endpoint URL (or endpoint= in %s, which uid %d "
+                                                   "cannot read) to use another token endpoint"
+                          % (path, clitest.UID))
+        self.assertLess(r.elapsed, 2)
+        # One named on the command line is read, or refused.
+        r = box.azid("fetch", "--config", path, "--endpoint", emulator.url)
+        self.assert_fails(r, 1, path, "Permission denied")
+
+    def test_off_azure_without_a_file(self):
+        absent = box.path("absent.conf")
+        r = box.azid("fetch", "--config", absent)
+        self.assert_fails(r, 3, "not an Azure VM (no Azure asset tag in %s, no Arc agent); give --endpoint URL "
+                                "(or endpoint= in %s) to use another token endpoint" % (ASSET_TAG_FILE, absent))
+        self.assertLess(r.elapsed, 2, "off Azure, fetch does not wait for a timeout")
+        self.assert_fetched(box.azid("fetch", "--config", absent, "--endpoint", emulator.url))
 
 
 if __name__ == "__main__":

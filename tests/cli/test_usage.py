@@ -62,6 +62,7 @@ class Usage(unittest.TestCase):
             ("fetch", "--timeout", "300.5"): "azid fetch: --timeout 300.5 is over the ceiling",
             ("fetch", "--timeout", "0"): "azid fetch: --timeout wants a positive number of seconds",
             ("fetch", "--resource"): "azid fetch: option '--resource' needs a value",
+            ("fetch", "--config"): "azid fetch: option '--config' needs a value",
             # -r took its value: what is left is the stray argument
             ("fetch", "-r", "https://vault.azure.net", "extra"): "azid fetch: unexpected argument 'extra'",
         }

@@ -312,6 +312,10 @@ class FetchTest(unittest.TestCase):
         r = self.fetch("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("--client-id", r.stdout)
+        # What it takes from the config file, and what not.
+        self.assertIn("  --config PATH        config file (default /etc/azid.conf)\n", r.stdout)
+        self.assertIn("its source=,\nendpoint=, timeout= and ca_file=, never its grants or identities", r.stdout)
+        self.assertIn("default timeout= of the config file, else 5", r.stdout)
 
     # ---- status handling -----------------------------------------------------
 
@@ -511,9 +515,11 @@ class FetchTest(unittest.TestCase):
             pass
         if os.path.exists("/opt/azcmagent/bin/himds"):
             self.skipTest("this machine has the Arc agent")
-        r = self.fetch()
-        self.assert_fails(r, 3, "not an Azure VM (no Azure asset tag in %s, no Arc agent): "
-                                "set endpoint= to use another token endpoint" % tag)
+        # (no config file: one with endpoint= would be used)
+        absent = os.path.join(self.tmp, "absent.conf")
+        r = self.fetch("--config", absent)
+        self.assert_fails(r, 3, "not an Azure VM (no Azure asset tag in %s, no Arc agent); give --endpoint "
+                                "URL (or endpoint= in %s) to use another token endpoint" % (tag, absent))
         self.assertLess(r.elapsed, 0.5)
 
 

@@ -209,8 +209,8 @@ static void test_detect_nothing(void **state)
     assert_int_equal(resolve(&f, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
     assert_string_equal(err.message,
                         "not an Azure VM (no Azure asset tag in /sys/class/dmi/id/"
-                        "chassis_asset_tag, no Arc agent): set endpoint= to use another token "
-                        "endpoint");
+                        "chassis_asset_tag, no Arc agent) \xe2\x80\x94 set endpoint= to use "
+                        "another token endpoint");
     assert_null(cfg.token_url);
     struct fake none = {{NULL}, {NULL}};
     assert_int_equal(resolve(&none, AZID_SOURCE_AUTO, NULL, &cfg, &err), AZID_ERR_NO_SOURCE);
