@@ -53,6 +53,7 @@ struct fetch_child {
     int fd; /* its stdin and stdout (a socketpair) */
     int64_t kill_at;
     struct broker_buf out;
+    size_t taken; /* bytes of out taken as "hold" lines (cache.c) */
 };
 
 /* Starts a fetcher for request (one line).  false (logged) when it could

@@ -588,15 +588,56 @@ static void take(struct entry *e, const struct broker_line *l, int64_t now_s)
     succeed(e, copy, length, expires_on);
 }
 
+/* The endpoint's 429 or Retry-After: it holds back every new request,
+ * whatever token it is for, while the fetcher that got it waits it out. */
+static void hold(int64_t http, int64_t retry_after_ms)
+{
+    if (retry_after_ms > AZIDD_MAX_HOLD_MS)
+        retry_after_ms = AZIDD_MAX_HOLD_MS;
+    if (http == 429)
+        counters.throttled++;
+    int64_t ms = retry_after_ms > 0 ? retry_after_ms : AZIDD_THROTTLE_HOLD_MS;
+    if (now_ms() + ms > hold_until_ms)
+        hold_until_ms = now_ms() + ms;
+    log_msg(LOG_WARNING, "the endpoint answered HTTP %lld%s: no request for %.1f s",
+            (long long)http, retry_after_ms > 0 ? " with Retry-After" : "", (double)ms / 1000);
+}
+
+/* The fetcher's "hold" lines so far, which come before its reply. */
+static void take_holds(struct fetch_child *child)
+{
+    while (child->out.data && child->taken < child->out.length) {
+        const char *p = child->out.data + child->taken;
+        size_t left = child->out.length - child->taken;
+        const char *nl = memchr(p, '\n', left);
+        if (!nl || left < 5 || memcmp(p, "hold ", 5) != 0)
+            return;
+        struct broker_line line;
+        azid_error err;
+        int64_t http = 0, retry_after_ms = -1;
+        if (broker_proto_parse_line(p, (size_t)(nl - p), &line, &err) == AZID_OK) {
+            broker_line_get_int(&line, "http", 0, 999, &http);
+            broker_line_get_int(&line, "retry_after_ms", 0, INT32_MAX, &retry_after_ms);
+            hold(http, retry_after_ms);
+        }
+        broker_line_free(&line);
+        child->taken = (size_t)(nl + 1 - child->out.data);
+    }
+}
+
 /* The fetcher's reply: a token, a secret or a failure. */
 static void finish(struct entry *e)
 {
     struct broker_reply reply;
     azid_error err;
+    take_holds(&e->child);
     azid_status st = e->child.out.failed
                          ? err_set(&err, AZID_ERR_RESPONSE, "the fetcher said too much")
-                         : broker_proto_parse_reply(e->child.out.data ? e->child.out.data : "",
-                                                    e->child.out.length, &reply, &err);
+                         : broker_proto_parse_reply(e->child.out.data
+                                                        ? e->child.out.data + e->child.taken
+                                                        : "",
+                                                    e->child.out.length - e->child.taken,
+                                                    &reply, &err);
     fetch_end(&e->child);
     e->fetching = false;
     in_flight--;
@@ -608,27 +649,13 @@ static void finish(struct entry *e)
         take(e, &reply.lines[0], now_s);
     } else if (reply.n == 1 && strcmp(reply.lines[0].word, "fail") == 0) {
         const char *message = broker_line_get(&reply.lines[0], "message");
-        int64_t http = 0, retry_after = -1;
+        int64_t http = 0, held = hold_until_ms - now_ms();
         broker_line_get_int(&reply.lines[0], "http", 0, 999, &http);
-        broker_line_get_int(&reply.lines[0], "retry_after_ms", 0, INT32_MAX, &retry_after);
-        if (retry_after > AZIDD_MAX_HOLD_MS)
-            retry_after = AZIDD_MAX_HOLD_MS;
-        if (http == 429)
-            counters.throttled++;
-        /* Retry-After (or a 429 without one) holds back every caller, not
-         * just this entry's. */
-        if (http == 429 || retry_after > 0) {
-            int64_t hold = retry_after > 0 ? retry_after : AZIDD_THROTTLE_HOLD_MS;
-            if (now_ms() + hold > hold_until_ms)
-                hold_until_ms = now_ms() + hold;
-            log_msg(LOG_WARNING, "the endpoint answered HTTP %lld%s: no request for %.1f s",
-                    (long long)http, retry_after > 0 ? " with Retry-After" : "",
-                    (double)hold / 1000);
-        }
-        /* A 429 is over when the hold is, not after negative_cache=. */
+        /* A 429 is over when its hold (take_holds) is, not after
+         * negative_cache=. */
         fail(e, broker_status_from_name(broker_line_get(&reply.lines[0], "status")),
              message ? message : "the fetcher failed without a message",
-             http == 429 ? (long)(hold_until_ms - now_ms()) : -1);
+             http == 429 ? (long)(held > 0 ? held : 0) : -1);
     } else {
         fail(e, AZID_ERR_SYSTEM, "the fetcher's reply is malformed", -1);
     }
@@ -733,6 +760,8 @@ void cache_poll_done(const struct pollfd *fds, size_t n)
             if (e->fetching && e->child.fd == fds[i].fd) {
                 if (fetch_read(&e->child))
                     finish(e);
+                else
+                    take_holds(&e->child);
                 break;
             }
         }

@@ -105,16 +105,13 @@ static bool drop_privileges(char *why, size_t size)
     return true;
 }
 
-static int reply_failure(azid_status status, long http_status, long retry_after_ms,
-                         const char *message)
+static int reply_failure(azid_status status, long http_status, const char *message)
 {
     struct broker_buf out;
     broker_buf_init(&out, FETCHER_MAX_OUTPUT);
     broker_buf_word(&out, "fail");
     broker_buf_field(&out, "status", azid_status_name(status));
     broker_buf_field_int(&out, "http", http_status);
-    if (retry_after_ms >= 0)
-        broker_buf_field_int(&out, "retry_after_ms", retry_after_ms);
     broker_buf_message(&out, message);
     broker_buf_end_line(&out);
     broker_buf_word(&out, "end");
@@ -125,9 +122,20 @@ static int reply_failure(azid_status status, long http_status, long retry_after_
     return 0;
 }
 
+/* A line before the reply, while the client waits the hold out (the
+ * broker reads it as it comes: cache.c). */
+static void report_hold(long http_status, long retry_after_ms)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "hold http=%ld retry_after_ms=%ld\n", http_status,
+                     retry_after_ms);
+    while (write(STDOUT_FILENO, line, (size_t)n) < 0 && errno == EINTR)
+        ;
+}
+
 /* The token or secret the request's one item names, into out. */
 static azid_status fetch(const struct broker_request *req, struct broker_buf *out,
-                         long *retry_after_ms, azid_error *err)
+                         azid_error *err)
 {
     azid_config *cfg = azid_config_new();
     if (!cfg)
@@ -141,14 +149,14 @@ static azid_status fetch(const struct broker_request *req, struct broker_buf *ou
     azid_client *client = NULL;
     if (st == AZID_OK)
         st = azid_config_new_client(cfg, &client, err);
+    if (client)
+        client->on_hold = report_hold;
     azid_token *token = NULL;
     azid_secret *secret = NULL;
     if (st == AZID_OK && req->items[0].secret)
         st = azid_client_get_secret(client, req->items[0].target, &secret, err);
     else if (st == AZID_OK)
         st = azid_client_get_token(client, req->items[0].target, &token, err);
-    if (client)
-        *retry_after_ms = client->retry_after_ms;
     if (token) {
         broker_buf_word(out, "token");
         broker_buf_field_int(out, "expires_on", azid_token_expires_on(token));
@@ -176,7 +184,7 @@ int fetcher_main(void)
 {
     char why[256];
     if (!drop_privileges(why, sizeof why))
-        return reply_failure(AZID_ERR_SYSTEM, 0, -1, why);
+        return reply_failure(AZID_ERR_SYSTEM, 0, why);
     /* Named only once unprivileged: that is what ps shows it doing. */
     prctl(PR_SET_NAME, "azidd-fetcher", 0, 0, 0);
     char line[BROKER_MAX_REQUEST + 1];
@@ -186,16 +194,15 @@ int fetcher_main(void)
     azid_status st = broker_proto_parse_request(line, n, &req, &err);
     if (st == AZID_OK && req.verb != BROKER_VERB_KEY)
         st = err_set(&err, AZID_ERR_ARGUMENT, "the fetcher takes key requests only");
-    long retry_after_ms = -1;
     err.http_status = 0;
     struct broker_buf out;
     broker_buf_init(&out, FETCHER_MAX_OUTPUT);
     if (st == AZID_OK)
-        st = fetch(&req, &out, &retry_after_ms, &err);
+        st = fetch(&req, &out, &err);
     broker_request_free(&req);
     if (st != AZID_OK) {
         broker_buf_free(&out);
-        return reply_failure(st, err.http_status, retry_after_ms, err.message);
+        return reply_failure(st, err.http_status, err.message);
     }
     /* Unbuffered: no copy of the token in stdio's buffer. */
     for (size_t sent = 0; sent < out.length;) {

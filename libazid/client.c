@@ -26,7 +26,6 @@ azid_client *azid_client_new(void)
     azid_client *c = calloc(1, sizeof *c);
     if (c) {
         c->timeout_ms = AZID_DEFAULT_TIMEOUT_MS;
-        c->retry_after_ms = -1;
         source_config_clear(&c->cfg);
     }
     return c;
@@ -398,8 +397,8 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
             break;
         }
         int retryable = note_failure(call, st, resp, &aerr, &f);
-        if (st == AZID_OK)
-            c->retry_after_ms = resp->retry_after_ms; /* the broker holds back for it */
+        if (st == AZID_OK && c->on_hold && (resp->status == 429 || resp->retry_after_ms > 0))
+            c->on_hold(resp->status, resp->retry_after_ms);
         if (retryable < 0) {
             err_set_http(err, st, resp->status, "%s %s: %s", call->label, call->url,
                          aerr.message);

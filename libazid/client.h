@@ -27,9 +27,10 @@ struct azid_client {
      * secrets asks the endpoint once.  Handed out as copies. */
     azid_token **tokens;
     size_t ntokens, tokens_cap;
-    /* The last error response's Retry-After (ms), -1 when it had none: the
-     * broker holds every caller back by it (azidd/fetcher.c). */
-    long retry_after_ms;
+    /* When set, told of each 429 or Retry-After as it comes, before the
+     * client waits it out: the broker holds its other requests back for
+     * that wait, not only after it. */
+    void (*on_hold)(long http_status, long retry_after_ms);
 };
 
 /* Suggests what to do about a final HTTP status, given the endpoint's

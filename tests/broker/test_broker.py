@@ -371,6 +371,28 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("throttled=1 ", " ".join(self.broker.status()))
         self.assertTrue(any("HTTP 429 with Retry-After: no request for 3.0 s" in l for l in self.broker.log()))
 
+    def test_retry_after_holds_back_every_caller_while_the_fetcher_waits_it_out(self):
+        # A budget that outlasts the Retry-After: the fetcher that got the 429
+        # waits it out, and the hold starts when the 429 comes.
+        self.start(faults=["429:retry-after=3"])
+        line = "azid1 key user=nobody uid=65534 resource=%s endpoint=%s timeout=5\n"
+        replies = {}
+        t = threading.Thread(target=lambda: replies.update(vault=self.broker.request(line % (VAULT, self.emu.url))))
+        t.start()
+        held = "HTTP 429 with Retry-After: no request for 3.0 s"
+        deadline = time.monotonic() + 5
+        while not any(held in l for l in self.broker.log()):
+            self.assertLess(time.monotonic(), deadline, self.broker.log())
+            time.sleep(0.02)
+        start = time.monotonic()
+        other = self.broker.request(line % (MGMT, self.emu.url))
+        self.assertIn("key resource=%s serial=" % MGMT, other)
+        self.assertGreater(time.monotonic() - start, 2.0, "held back until the Retry-After was over")
+        t.join(10)
+        self.assertIn("key resource=%s serial=" % VAULT, replies.get("vault", ""), "the first fetcher waited it out")
+        self.assertEqual(len(self.emu.requests()), 3)
+        self.assertIn("throttled=1 ", " ".join(self.broker.status()))
+
     def test_failures_are_cached_for_negative_cache_seconds(self):
         self.start(config="negative_cache = 3\n")
         start = time.monotonic()
