@@ -270,7 +270,9 @@ azid_status azid_keyring_store(azid_keyring target, uid_t uid, gid_t gid,
  * a serial that no longer names an azid key is left alone. */
 azid_status azid_keyring_remove(int32_t serial, azid_error *err);
 
-/* Reads a key the caller possesses (session keyring, then user keyrings).
+/* Reads a key the caller possesses (session keyring, then user keyrings),
+ * else one in the caller's persistent keyring when it has one (which is
+ * then linked into the calling thread's keyring: keyring=persistent).
  * *payload is malloc'ed and NUL-terminated; wipe and free it after use. */
 azid_status azid_keyring_read(const char *description, char **payload, size_t *length,
                               azid_error *err);
@@ -281,7 +283,8 @@ typedef struct azid_key_info {
     long seconds_left;       /* -1 when the key has no timeout */
 } azid_key_info;
 
-/* Calls visit for each azid key the caller can see; never reads values. */
+/* Calls visit for each azid key the caller can see, its persistent
+ * keyring's too (as azid_keyring_read); never reads values. */
 azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx), void *ctx,
                               azid_error *err);
 

@@ -607,6 +607,31 @@ static long read_wiped(key_serial_t key, char **out)
     return -1;
 }
 
+/* The caller's persistent keyring (keyring=persistent: cron, systemd
+ * --user), linked into this thread's keyring so that searches reach what
+ * it holds; -1 when the caller has none.  Only one that exists is reached:
+ * keyctl_get_persistent would make one, and a command that reads keys
+ * leaves no keyring behind.  /proc/keys lists it to its owner. */
+static key_serial_t reach_persistent(void)
+{
+    char wanted[32];
+    snprintf(wanted, sizeof wanted, "_persistent.%u", (unsigned)getuid());
+    FILE *f = fopen("/proc/keys", "re");
+    if (!f)
+        return -1;
+    bool found = false;
+    char *line = NULL;
+    size_t size = 0;
+    while (!found && getline(&line, &size, f) >= 0) {
+        char type[16], description[32];
+        found = sscanf(line, "%*x %*s %*s %*s %*s %*s %*s %15s %31[^:]", type, description) == 2 &&
+                strcmp(type, "keyring") == 0 && strcmp(description, wanted) == 0;
+    }
+    free(line);
+    fclose(f);
+    return found ? keyctl_get_persistent(-1, KEY_SPEC_THREAD_KEYRING) : -1;
+}
+
 azid_status azid_keyring_read(const char *description, char **payload, size_t *length,
                               azid_error *err)
 {
@@ -621,12 +646,14 @@ azid_status azid_keyring_read(const char *description, char **payload, size_t *l
     key_serial_t key = request_key("user", description, NULL, 0);
     if (key < 0 && errno == ENOKEY)
         key = keyctl_search(KEY_SPEC_USER_KEYRING, "user", description, 0);
+    if (key < 0 && errno == ENOKEY && reach_persistent() >= 0)
+        key = request_key("user", description, NULL, 0);
     if (key < 0) {
         int e = errno;
         if (key_gone(e))
             return err_set(err, AZID_ERR_NOT_FOUND,
-                           "no key %s in your session or user keyring (%s); log in again or "
-                           "run azid fetch",
+                           "no key %s in your session, user or persistent keyring (%s); log in "
+                           "again or run azid fetch",
                            description,
                            e == ENOKEY ? "expired or never stored" : strerror(e));
         if (facility_unavailable(e))
@@ -777,6 +804,7 @@ azid_status azid_keyring_list(void (*visit)(const azid_key_info *key, void *ctx)
     walk_add_ring(w, keyctl_get_keyring_ID(KEY_SPEC_PROCESS_KEYRING, 0));
     walk_add_ring(w, s);
     walk_add_ring(w, keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 0));
+    walk_add_ring(w, reach_persistent());
     azid_status st = AZID_OK;
     for (size_t i = 0; i < w->nrings && st == AZID_OK; i++)
         st = walk_keyring(w, w->rings[i]);

@@ -48,7 +48,13 @@ if sys.argv[1:] == ["--like-pam-keyinit"]:
     subprocess.run(["keyctl", "link", "@u", "@s"], check=True, env=env)
 for step in json.load(sys.stdin):
     if "add" in step:
-        r = subprocess.run(["keyctl", "padd", "user", step["add"], "@s"],
+        ring = "@s"
+        if step["persistent"]:
+            # Linked into the session only while the key is set up, as
+            # pam_azid does: later sessions do not possess it.
+            ring = subprocess.run(["keyctl", "get_persistent", "@s"], check=True, capture_output=True,
+                                  env=env).stdout.decode().strip()
+        r = subprocess.run(["keyctl", "padd", "user", step["add"], ring],
                            input=step["payload"].encode(), capture_output=True, env=env)
         if r.returncode:
             sys.exit("keyctl padd %s: %s" % (step["add"], r.stderr.decode()))
@@ -56,6 +62,8 @@ for step in json.load(sys.stdin):
         subprocess.run(["keyctl", "setperm", serial, step["perm"]], check=True, env=env)
         if step["timeout"]:
             subprocess.run(["keyctl", "timeout", serial, str(step["timeout"])], check=True, env=env)
+        if step["persistent"]:
+            subprocess.run(["keyctl", "unlink", ring, "@s"], check=True, env=env)
     elif "sleep" in step:
         time.sleep(step["sleep"])
     else:
@@ -101,9 +109,11 @@ class Result:
         return "rc=%d stdout=%r stderr=%r" % (self.rc, self.stdout, self.stderr)
 
 
-def add_key(description, payload, timeout=3600):
-    """A step adding a key as pam_azid does; timeout 0 = none."""
-    return {"add": description, "payload": payload, "timeout": timeout, "perm": KEY_PERM}
+def add_key(description, payload, timeout=3600, persistent=False):
+    """A step adding a key as pam_azid does; timeout 0 = none; persistent:
+    into the user's persistent keyring (keyring=persistent), not @s."""
+    return {"add": description, "payload": payload, "timeout": timeout, "perm": KEY_PERM,
+            "persistent": persistent}
 
 
 def run(*args):

@@ -178,6 +178,37 @@ class Token(unittest.TestCase):
             self.assertIn("usage: azid token", res.stderr)
 
 
+class Persistent(unittest.TestCase):
+    """keyring=persistent (cron, systemd --user): the keys are in the user's
+    persistent keyring, which a later session does not possess."""
+
+    def tearDown(self):
+        # The kernel would keep it for 3 days after its last use.
+        box.session([run_argv("sh", "-c", "keyctl invalidate $(keyctl get_persistent @s)")])
+
+    def test_token_secret_and_list_find_keys_in_the_persistent_keyring(self):
+        tok, value = opaque_token(), "s3cr3t-" + secrets.token_hex(8)
+        box.session([add_key("azid:token:" + VAULT, tok, persistent=True),
+                     add_key("azid:secret:kv.vault.azure.net/db", value, persistent=True)])
+        r = box.session([run("token", VAULT), run("token"), run("secret", "db"), run("list"),
+                         run_argv("keyctl", "show", "@s")])
+        self.assertEqual((r[0].rc, r[0].stdout, r[0].stderr), (0, tok + "\n", ""))
+        self.assertEqual((r[1].rc, r[1].stdout), (0, tok + "\n"))
+        self.assertEqual((r[2].rc, r[2].stdout), (0, value + "\n"))
+        self.assertEqual(r[3].rc, 0, r[3])
+        self.assertIn(VAULT, r[3].stdout)
+        self.assertIn("kv.vault.azure.net/db", r[3].stdout)
+        self.assertNotIn(tok, r[3].stdout)
+        self.assertNotIn("_persistent", r[4].stdout, "the session keyring is left as it was")
+
+    def test_a_user_without_one_gets_none_made(self):
+        r = box.session([run("token", VAULT), run("list"), run_argv("grep", "-c", "_persistent", "/proc/keys")])
+        self.assertEqual(r[0].rc, 1)
+        self.assertIn("no token for %s in your keyring" % VAULT, r[0].stderr)
+        self.assertEqual(r[1].rc, 0)
+        self.assertEqual(r[2].stdout, "0\n", "no persistent keyring was made")
+
+
 class Secret(unittest.TestCase):
     def test_by_url_host_name_and_bare_name(self):
         value = "pa55-" + secrets.token_hex(8)

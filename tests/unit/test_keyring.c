@@ -694,9 +694,9 @@ static void test_read_absent(void **state)
                      AZID_ERR_NOT_FOUND);
     assert_null(value);
     assert_int_equal(len, 0);
-    assert_string_equal(err.message, "no key azid:token:https://absent in your session or user "
-                                     "keyring (expired or never stored); log in again or run "
-                                     "azid fetch");
+    assert_string_equal(err.message, "no key azid:token:https://absent in your session, user or "
+                                     "persistent keyring (expired or never stored); log in again "
+                                     "or run azid fetch");
 }
 
 static void test_read_expired(void **state)
