@@ -454,19 +454,22 @@ class BrokerTest(unittest.TestCase):
         self.assertIn("key resource=%s serial=" % VAULT, again)
         self.assertEqual(len(self.emu.requests()), 2, "asked again once the Retry-After was over")
 
+    def fetchers(self):
+        """The pids of the broker's fetchers, once named (privileges dropped)."""
+        # unshare and sh exec azidd: the harness's process is the broker.
+        r = subprocess.run(["pgrep", "-P", str(self.broker.proc.pid), "-x", "azidd-fetcher"],
+                           capture_output=True, text=True)
+        return [int(pid) for pid in r.stdout.split()]
+
     def fetcher_status(self):
         """/proc/PID/status of the fetcher of a key request (the emulator
         must answer slowly), as a dict."""
         t = threading.Thread(target=self.key_request)
         t.start()
-        # unshare and sh exec azidd: the harness's process is the broker.
         status = None
         deadline = time.monotonic() + 5
         while status is None and time.monotonic() < deadline:
-            r = subprocess.run(["pgrep", "-P", str(self.broker.proc.pid), "-x", "azidd-fetcher"],
-                               capture_output=True, text=True)
-            children = r.stdout.split()
-            for pid in children:
+            for pid in self.fetchers():
                 try:
                     with open("/proc/%s/status" % pid) as f:
                         text = f.read()
@@ -544,14 +547,11 @@ class BrokerTest(unittest.TestCase):
         line = "azid1 key user=nobody uid=%d resource=%s endpoint=%s timeout=1\n" % (NOBODY, VAULT, self.emu.url)
         t = threading.Thread(target=lambda: replies.append(self.broker.request(line)))
         t.start()
-        fetcher = None
         deadline = time.monotonic() + 5
-        while fetcher is None and time.monotonic() < deadline:
-            r = subprocess.run(["pgrep", "-P", str(self.broker.proc.pid), "-x", "azidd-fetcher"],
-                               capture_output=True, text=True)
-            fetcher = int(r.stdout.split()[0]) if r.stdout.split() else None
+        while not self.fetchers() and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.assertIsNotNone(fetcher, "saw the fetcher")
+        self.assertEqual(len(self.fetchers()), 1, "saw the fetcher")
+        fetcher = self.fetchers()[0]
         self.assertEqual(os.stat("/proc/%d" % fetcher).st_uid, 61999)
         os.kill(fetcher, signal.SIGSTOP)
         t.join(20)
