@@ -53,7 +53,7 @@ struct fetch_child {
     int fd; /* its stdin and stdout (a socketpair) */
     int64_t kill_at;
     struct broker_buf out;
-    size_t taken; /* bytes of out taken as "hold" lines (cache.c) */
+    bool throttled; /* it reported a 429 (cache.c counts the fetcher once) */
 };
 
 /* Starts a fetcher for request (one line).  false (logged) when it could

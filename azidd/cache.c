@@ -594,8 +594,6 @@ static void hold(int64_t http, int64_t retry_after_ms)
 {
     if (retry_after_ms > AZIDD_MAX_HOLD_MS)
         retry_after_ms = AZIDD_MAX_HOLD_MS;
-    if (http == 429)
-        counters.throttled++;
     int64_t ms = retry_after_ms > 0 ? retry_after_ms : AZIDD_THROTTLE_HOLD_MS;
     if (now_ms() + ms > hold_until_ms)
         hold_until_ms = now_ms() + ms;
@@ -603,41 +601,52 @@ static void hold(int64_t http, int64_t retry_after_ms)
             (long long)http, retry_after_ms > 0 ? " with Retry-After" : "", (double)ms / 1000);
 }
 
-/* The fetcher's "hold" lines so far, which come before its reply. */
+/* Takes the fetcher's "hold" lines, which come before its reply, out of
+ * what it sent: they do not count against the reply's size, and the rest
+ * is the reply. */
 static void take_holds(struct fetch_child *child)
 {
-    while (child->out.data && child->taken < child->out.length) {
-        const char *p = child->out.data + child->taken;
-        size_t left = child->out.length - child->taken;
-        const char *nl = memchr(p, '\n', left);
-        if (!nl || left < 5 || memcmp(p, "hold ", 5) != 0)
-            return;
+    char *data = child->out.data;
+    size_t taken = 0, length = child->out.length;
+    while (data && taken < length) {
+        const char *nl = memchr(data + taken, '\n', length - taken);
+        if (!nl || length - taken < 5 || memcmp(data + taken, "hold ", 5) != 0)
+            break;
         struct broker_line line;
         azid_error err;
         int64_t http = 0, retry_after_ms = -1;
-        if (broker_proto_parse_line(p, (size_t)(nl - p), &line, &err) == AZID_OK) {
+        if (broker_proto_parse_line(data + taken, (size_t)(nl - data - taken), &line, &err) ==
+            AZID_OK) {
             broker_line_get_int(&line, "http", 0, 999, &http);
             broker_line_get_int(&line, "retry_after_ms", 0, INT32_MAX, &retry_after_ms);
+            if (http == 429 && !child->throttled) {
+                child->throttled = true;
+                counters.throttled++;
+            }
             hold(http, retry_after_ms);
+        } else {
+            log_msg(LOG_WARNING, "the fetcher's hold line is malformed: %s", err.message);
         }
         broker_line_free(&line);
-        child->taken = (size_t)(nl + 1 - child->out.data);
+        taken = (size_t)(nl + 1 - data);
+    }
+    if (taken) {
+        memmove(data, data + taken, length - taken);
+        explicit_bzero(data + length - taken, taken);
+        child->out.length = length - taken;
     }
 }
 
 /* The fetcher's reply: a token, a secret or a failure. */
 static void finish(struct entry *e)
 {
-    struct broker_reply reply;
+    struct broker_reply reply = {0};
     azid_error err;
     take_holds(&e->child);
     azid_status st = e->child.out.failed
                          ? err_set(&err, AZID_ERR_RESPONSE, "the fetcher said too much")
-                         : broker_proto_parse_reply(e->child.out.data
-                                                        ? e->child.out.data + e->child.taken
-                                                        : "",
-                                                    e->child.out.length - e->child.taken,
-                                                    &reply, &err);
+                         : broker_proto_parse_reply(e->child.out.data ? e->child.out.data : "",
+                                                    e->child.out.length, &reply, &err);
     fetch_end(&e->child);
     e->fetching = false;
     in_flight--;

@@ -129,6 +129,8 @@ static void report_hold(long http_status, long retry_after_ms)
     char line[64];
     int n = snprintf(line, sizeof line, "hold http=%ld retry_after_ms=%ld\n", http_status,
                      retry_after_ms);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return;
     while (write(STDOUT_FILENO, line, (size_t)n) < 0 && errno == EINTR)
         ;
 }

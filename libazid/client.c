@@ -397,7 +397,8 @@ azid_status client_perform(azid_client *c, const struct client_call *call,
             break;
         }
         int retryable = note_failure(call, st, resp, &aerr, &f);
-        if (st == AZID_OK && c->on_hold && (resp->status == 429 || resp->retry_after_ms > 0))
+        if (st == AZID_OK && call->identity_endpoint && c->on_hold &&
+            (resp->status == 429 || resp->retry_after_ms > 0))
             c->on_hold(resp->status, resp->retry_after_ms);
         if (retryable < 0) {
             err_set_http(err, st, resp->status, "%s %s: %s", call->label, call->url,
@@ -498,6 +499,7 @@ static azid_status request_token(azid_client *client, const struct source_reques
         .body = req->body,
         .max_body = TOKEN_MAX_RESPONSE,
         .on_401 = cfg->row->on_401,
+        .identity_endpoint = 1,
         .hint = imds_hint,
         .hint_ctx = (void *)azid_identity_name(client->identity_kind),
     };

@@ -27,9 +27,10 @@ struct azid_client {
      * secrets asks the endpoint once.  Handed out as copies. */
     azid_token **tokens;
     size_t ntokens, tokens_cap;
-    /* When set, told of each 429 or Retry-After as it comes, before the
-     * client waits it out: the broker holds its other requests back for
-     * that wait, not only after it. */
+    /* When set, told of each 429 or Retry-After of the identity endpoint
+     * (IMDS's limits, not a vault's) as it comes, before the client waits
+     * it out: the broker holds its other requests back for that wait, not
+     * only after it. */
     void (*on_hold)(long http_status, long retry_after_ms);
 };
 
@@ -50,6 +51,7 @@ struct client_call {
     client_hint_fn hint;
     void *hint_ctx;
     int (*retryable)(long status); /* transient HTTP statuses; NULL: retry_status_retryable */
+    int identity_endpoint;         /* its 429s and Retry-After go to client->on_hold */
 };
 
 /* Performs call with the retry policy (retry.h) inside the client's budget.

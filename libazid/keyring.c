@@ -646,8 +646,12 @@ azid_status azid_keyring_read(const char *description, char **payload, size_t *l
     key_serial_t key = request_key("user", description, NULL, 0);
     if (key < 0 && errno == ENOKEY)
         key = keyctl_search(KEY_SPEC_USER_KEYRING, "user", description, 0);
-    if (key < 0 && errno == ENOKEY && reach_persistent() >= 0)
-        key = request_key("user", description, NULL, 0);
+    if (key < 0 && errno == ENOKEY) {
+        if (reach_persistent() >= 0)
+            key = request_key("user", description, NULL, 0);
+        else
+            errno = ENOKEY; /* what /proc/keys or keyctl said is not the answer */
+    }
     if (key < 0) {
         int e = errno;
         if (key_gone(e))

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The request line: user, resources, and the settings that decide where
  * and as whom the token is asked for. */
@@ -48,16 +49,17 @@ static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
     return !req->failed;
 }
 
-/* One "key" or "fail" line of the reply. */
-static void take_line(const struct module_ctx *ctx, const struct broker_line *line,
-                      struct broker_result *out)
+/* One "key" or "fail" line of the reply, the answer to item
+ * (reply_answers). */
+static void take_line(const struct module_ctx *ctx, const azid_grant *item,
+                      const struct broker_line *line, struct broker_result *out)
 {
-    const char *secret = broker_line_get(line, "secret");
-    const char *resource = secret ? secret : broker_line_get(line, "resource");
+    bool secret = item->kind == AZID_GRANT_SECRET;
+    const char *resource = item->target;
     const char *what = secret ? "secret" : "token for";
     const char *host = broker_line_get(line, "vault_host"), *name = broker_line_get(line, "name");
     int64_t serial = 0, expires_on = 0;
-    if (strcmp(line->word, "key") == 0 && resource && (!secret || (host && name)) &&
+    if (strcmp(line->word, "key") == 0 && (!secret || (host && name)) &&
         broker_line_get_int(line, "serial", 1, INT32_MAX, &serial) &&
         broker_line_get_int(line, "expires_on", 0, INT64_MAX, &expires_on)) {
         azid_error err;
@@ -78,15 +80,15 @@ static void take_line(const struct module_ctx *ctx, const struct broker_line *li
         return;
     }
     const char *message = broker_line_get(line, "message");
-    log_err(ctx, "no %s %s: %s (from the broker)", what, resource ? resource : "?",
+    log_err(ctx, "no %s %s: %s (from the broker)", what, resource,
             message ? message : "malformed reply");
     out->failed = true;
 }
 
 /* azidd answers each item of the request with one "key" or "fail" line,
- * in the request's order.  A reply that does not (a broker of another
- * version, or a bug) is not trusted with the session keyring: nothing of
- * it is linked. */
+ * in the request's order, a secret's key naming the vault and the secret
+ * of its URL.  A reply that does not (a broker of another version, or a
+ * bug) is not trusted with the session keyring: nothing of it is linked. */
 static bool reply_answers(const azid_grant *const *items, size_t n,
                           const struct broker_reply *reply)
 {
@@ -94,10 +96,19 @@ static bool reply_answers(const azid_grant *const *items, size_t n,
         return false;
     for (size_t i = 0; i < n; i++) {
         const struct broker_line *line = &reply->lines[i];
-        const char *target = broker_line_get(
-            line, items[i]->kind == AZID_GRANT_SECRET ? "secret" : "resource");
+        bool secret = items[i]->kind == AZID_GRANT_SECRET;
+        const char *target = broker_line_get(line, secret ? "secret" : "resource");
         if ((strcmp(line->word, "key") != 0 && strcmp(line->word, "fail") != 0) || !target ||
-            strcmp(target, items[i]->target) != 0)
+            strcmp(target, items[i]->target) != 0 ||
+            broker_line_get(line, secret ? "resource" : "secret"))
+            return false;
+        const char *host = broker_line_get(line, "vault_host");
+        const char *name = broker_line_get(line, "name");
+        azid_secret_url url;
+        azid_error err;
+        if (secret && strcmp(line->word, "key") == 0 &&
+            (!host || !name || azid_secret_url_parse(items[i]->target, &url, &err) != AZID_OK ||
+             strcasecmp(host, url.vault_host) != 0 || strcasecmp(name, url.name) != 0))
             return false;
     }
     return true;
@@ -155,7 +166,7 @@ bool broker_open_session(struct module_ctx *ctx, const struct passwd *pw,
         return false;
     }
     for (size_t i = 0; i < reply.n; i++)
-        take_line(ctx, &reply.lines[i], out);
+        take_line(ctx, items[i], &reply.lines[i], out);
     broker_reply_free(&reply);
     return true;
 }

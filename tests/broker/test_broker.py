@@ -221,8 +221,8 @@ class BrokerTest(unittest.TestCase):
         box = self.sandbox()
         other = "https://other.example/"
 
-        def root_key(resource):
-            serial = subprocess.run(["keyctl", "padd", "user", "azid:token:" + resource, "@u"], input="stand-in",
+        def root_key(description):
+            serial = subprocess.run(["keyctl", "padd", "user", description, "@u"], input="stand-in",
                                     capture_output=True, text=True, check=True).stdout.strip()
             self.addCleanup(subprocess.run, ["keyctl", "unlink", serial, "@u"], capture_output=True)
             subprocess.run(["keyctl", "setperm", serial, "0x3f3f0000"], check=True)
@@ -231,11 +231,15 @@ class BrokerTest(unittest.TestCase):
         def line(resource, serial):
             return "key resource=%s serial=%d expires_on=%d\n" % (resource, serial, time.time() + 3600)
 
-        vault_key, other_key = root_key(VAULT), root_key(other)
+        vault_key, other_key = root_key("azid:token:" + VAULT), root_key("azid:token:" + other)
+        secret_key = root_key("azid:secret:kv.vault.azure.net/db")
         cases = {
             "more lines than items": ([VAULT], line(VAULT, vault_key) * 6),
             "a resource not asked for": ([VAULT], line(other, other_key)),
             "an item left out": ([VAULT, MGMT], line(VAULT, vault_key)),
+            "a secret's key for a token": ([VAULT], line(VAULT, secret_key).replace(
+                " serial=", " secret=https://kv.vault.azure.net/secrets/db vault_host=kv.vault.azure.net name=db "
+                            "serial=")),
         }
         path = os.path.join(self.tmp, "stand-in.sock")
         server = socket.socket(socket.AF_UNIX)
