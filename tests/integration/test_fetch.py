@@ -313,7 +313,7 @@ class FetchTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("--client-id", r.stdout)
         # What it takes from the config file, and what not.
-        self.assertIn("  --config PATH        config file (default /etc/azid.conf)\n", r.stdout)
+        self.assertIn("  --config PATH        config file (default %s)\n" % harness.CONFIG_PATH, r.stdout)
         self.assertIn("its source=,\nendpoint=, timeout= and ca_file=, never its grants or identities", r.stdout)
         self.assertIn("default timeout= of the config file, else 5", r.stdout)
 

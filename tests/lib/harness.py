@@ -46,6 +46,25 @@ def config_define(name):
 LIBCURL_SONAME = config_define("LIBCURL_SONAME")
 
 
+def makefile_variable(name):
+    """A variable of the build's Makefile as make expands ${...} in it, or
+    None."""
+    try:
+        with open(os.path.join(top_builddir, "Makefile")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"^%s = (.*)$" % re.escape(name), text, re.M)
+    if not m:
+        return None
+    return re.sub(r"\$[{(](\w+)[})]", lambda v: makefile_variable(v.group(1)) or "", m.group(1))
+
+
+# Where the programs read the config file by default (AZID_CONFIG_PATH,
+# Makefile.am): /etc/azid.conf only when configured --sysconfdir=/etc.
+CONFIG_PATH = (makefile_variable("sysconfdir") or "/etc") + "/azid.conf"
+
+
 def azid():
     """The azid command of the build tree (libtool's wrapper script)."""
     return os.path.join(top_builddir, "azid")
