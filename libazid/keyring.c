@@ -623,9 +623,13 @@ static key_serial_t reach_persistent(void)
     char *line = NULL;
     size_t size = 0;
     while (!found && getline(&line, &size, f) >= 0) {
-        char type[16], description[32];
-        found = sscanf(line, "%*x %*s %*s %*s %*s %*s %*s %15s %31[^:]", type, description) == 2 &&
-                strcmp(type, "keyring") == 0 && strcmp(description, wanted) == 0;
+        char flags[16], type[16], description[32];
+        /* A dead one (invalidated, revoked) can stay listed until the
+         * kernel collects it: reaching for it would make a new one. */
+        found = sscanf(line, "%*x %15s %*s %*s %*s %*s %*s %15s %31[^:]", flags, type,
+                       description) == 3 &&
+                flags[0] == 'I' && !strpbrk(flags, "RDNi") && strcmp(type, "keyring") == 0 &&
+                strcmp(description, wanted) == 0;
     }
     free(line);
     fclose(f);
