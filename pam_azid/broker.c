@@ -49,8 +49,9 @@ static bool build_request(const struct module_ctx *ctx, const struct passwd *pw,
     return !req->failed;
 }
 
-/* One "key" or "fail" line of the reply, the answer to item
- * (reply_answers). */
+/* One "key" or "fail" line of the reply, the answer to item: reply_answers
+ * checked that it names item, and that a secret's names its vault and
+ * secret. */
 static void take_line(const struct module_ctx *ctx, const azid_grant *item,
                       const struct broker_line *line, struct broker_result *out)
 {
@@ -59,7 +60,7 @@ static void take_line(const struct module_ctx *ctx, const azid_grant *item,
     const char *what = secret ? "secret" : "token for";
     const char *host = broker_line_get(line, "vault_host"), *name = broker_line_get(line, "name");
     int64_t serial = 0, expires_on = 0;
-    if (strcmp(line->word, "key") == 0 && (!secret || (host && name)) &&
+    if (strcmp(line->word, "key") == 0 &&
         broker_line_get_int(line, "serial", 1, INT32_MAX, &serial) &&
         broker_line_get_int(line, "expires_on", 0, INT64_MAX, &expires_on)) {
         azid_error err;
