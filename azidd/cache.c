@@ -143,41 +143,46 @@ static const char *setting(const struct broker_field *const *settings, size_t n,
     return NULL;
 }
 
+/* The fetcher's request for the settings, in their canonical order. */
+static void compose_request(const struct broker_field *const *settings, size_t n,
+                            const char *resource, bool secret, struct broker_buf *req)
+{
+    broker_buf_raw(req, BROKER_PROTO_VERSION " ", sizeof BROKER_PROTO_VERSION);
+    broker_buf_word(req, "key");
+    broker_buf_field(req, "user", "azidd");
+    broker_buf_field_int(req, "uid", 0);
+    broker_buf_field(req, secret ? "secret" : "resource", resource);
+    for (size_t i = 0; broker_setting_keys[i]; i++) {
+        const char *v = setting(settings, n, broker_setting_keys[i]);
+        if (v)
+            broker_buf_field(req, broker_setting_keys[i], v);
+    }
+    broker_buf_end_line(req);
+}
+
 /* Checks the settings and the resource or secret URL as module arguments
- * would be, and builds the fetcher's request in the canonical order of the
- * settings. */
-static azid_status build_request(const struct broker_field *const *settings, size_t n,
-                                 const char *resource, bool secret, struct broker_buf *req,
-                                 long *timeout_ms, azid_error *err)
+ * would be. */
+static azid_status check_settings(const struct broker_field *const *settings, size_t n,
+                                  const char *resource, bool secret, long *timeout_ms,
+                                  azid_error *err)
 {
     if (!secret && azid_resource_check(resource, err) != AZID_OK)
         return AZID_ERR_ARGUMENT;
     azid_config *cfg = azid_config_new();
     if (!cfg)
         return err_set(err, AZID_ERR_NOMEM, "out of memory");
-    broker_buf_raw(req, BROKER_PROTO_VERSION " ", sizeof BROKER_PROTO_VERSION);
-    broker_buf_word(req, "key");
-    broker_buf_field(req, "user", "azidd");
-    broker_buf_field_int(req, "uid", 0);
-    const char *what = secret ? "secret" : "resource";
-    broker_buf_field(req, what, resource);
-    azid_status st = AZID_OK;
     char arg[BROKER_MAX_REQUEST];
-    snprintf(arg, sizeof arg, "%s=%s", what, resource);
-    st = azid_config_apply_arg(cfg, arg, err);
+    snprintf(arg, sizeof arg, "%s=%s", secret ? "secret" : "resource", resource);
+    azid_status st = azid_config_apply_arg(cfg, arg, err);
     for (size_t i = 0; broker_setting_keys[i] && st == AZID_OK; i++) {
         const char *v = setting(settings, n, broker_setting_keys[i]);
         if (!v)
             continue;
         snprintf(arg, sizeof arg, "%s=%s", broker_setting_keys[i], v);
         st = azid_config_apply_arg(cfg, arg, err);
-        broker_buf_field(req, broker_setting_keys[i], v);
     }
-    broker_buf_end_line(req);
     *timeout_ms = azid_config_timeout_ms(cfg);
     azid_config_free(cfg);
-    if (st == AZID_OK && req->failed)
-        st = err_set(err, AZID_ERR_ARGUMENT, "request too large");
     return st;
 }
 
@@ -217,8 +222,21 @@ struct entry *cache_entry(const struct broker_field *const *settings, size_t nse
 {
     struct broker_buf req;
     broker_buf_init(&req, BROKER_MAX_REQUEST);
+    compose_request(settings, nsettings, resource, secret, &req);
+    /* The same request as an entry's was checked as that entry was made:
+     * a login's warm path skips building a configuration to check it. */
+    for (size_t i = 0; !req.failed && i < nentries; i++) {
+        struct entry *e = entries[i];
+        if (e->request_length == req.length && memcmp(e->request, req.data, req.length) == 0) {
+            broker_buf_free(&req);
+            return e;
+        }
+    }
     long timeout_ms = 0;
-    if (build_request(settings, nsettings, resource, secret, &req, &timeout_ms, err) != AZID_OK) {
+    azid_status st = check_settings(settings, nsettings, resource, secret, &timeout_ms, err);
+    if (st == AZID_OK && req.failed)
+        st = err_set(err, AZID_ERR_ARGUMENT, "request too large");
+    if (st != AZID_OK) {
         broker_buf_free(&req);
         return NULL;
     }

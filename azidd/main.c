@@ -19,6 +19,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,6 @@ struct conn {
     struct ucred peer;
     enum conn_state state;
     int64_t deadline_ms;
-    char in[BROKER_MAX_REQUEST + 1];
     size_t in_length;
     struct broker_request req;
     struct entry *items[BROKER_MAX_ITEMS];
@@ -62,6 +62,9 @@ struct conn {
     char user[256];
     struct broker_buf out;
     size_t sent;
+    /* Last: accept_all does not zero it (8 KB at every connection); only
+     * the in_length bytes that recv wrote are read, and wiped. */
+    char in[BROKER_MAX_REQUEST + 1];
 };
 
 static struct conn *conns[MAX_CONNS];
@@ -124,7 +127,7 @@ static void conn_close(size_t i)
     close(c->fd);
     broker_request_free(&c->req);
     broker_buf_free(&c->out);
-    explicit_bzero(c->in, sizeof c->in);
+    explicit_bzero(c->in, c->in_length);
     free(c);
     conns[i] = conns[--nconns];
 }
@@ -430,7 +433,9 @@ static void accept_all(int listen_fd)
             same += conns[i]->peer.uid == peer.uid;
         struct conn *c = NULL;
         if (nconns < MAX_CONNS && (peer.uid == 0 || same < MAX_CONNS_PER_UID))
-            c = calloc(1, sizeof *c);
+            c = malloc(sizeof *c);
+        if (c)
+            memset(c, 0, offsetof(struct conn, in));
         if (!c) {
             /* Closing with unread input would reset the connection and
              * lose the answer. */
