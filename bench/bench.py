@@ -286,6 +286,11 @@ def ratio(a, b):
 
 # ---- the figures ----------------------------------------------------------------
 
+def rotated(order, r):
+    """order as round r runs it: each variant goes first in turn."""
+    return order[r % len(order):] + order[:r % len(order)]
+
+
 def oneshot():
     """Figure 1: one token, one process, as a script gets it."""
     peers = {
@@ -303,13 +308,13 @@ def oneshot():
 
     for r in range(ROUNDS_ONESHOT):
         order = [k for k in peers if k != "sdk" or r % SDK_EVERY == 0]
-        for name in order[r % len(order):] + order[:r % len(order)]:
+        for name in rotated(order, r):
             run = must(spawn(peers[name], env=env), name)
             token(run, name)
             times[name].append(run.elapsed)
     order = list(peers)
     for r in range(RSS_ONESHOT):
-        for name in order[r % len(order):] + order[:r % len(order)]:
+        for name in rotated(order, r):
             run, kib = peak_rss(peers[name], name, env=env)
             token(run, name)
             rss[name].append(kib)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,11 +77,13 @@ static void check_machine(struct doctor *d, azid_client *client)
                 "endpoint= in azid.conf", found.reason);
 }
 
+/* unreadable: the caller cannot read path (the config was not loaded). */
 static void check_config(struct doctor *d, azid_status status, const azid_error *err,
-                         const char *path, const char *user, const azid_config *config)
+                         const char *path, bool unreadable, const char *user,
+                         const azid_config *config)
 {
     struct stat st;
-    if (status == AZID_OK && config_unreadable_by_caller(path)) {
+    if (unreadable) {
         finding(d, FINDING_WARN, "config",
                 "%s is not readable by uid %u, so its grants are not checked and the checks "
                 "below use the built-in defaults; pam_azid reads it as root: run 'sudo azid "
@@ -100,8 +103,7 @@ static void check_config(struct doctor *d, azid_status status, const azid_error 
                 "%s is valid and safe; for user %s it grants %zu resource(s) and %zu "
                 "secret(s)", path, user ? user : "(none)", resources, secrets);
     }
-    if (status == AZID_OK && !config_unreadable_by_caller(path) &&
-        !azid_config_grants_anyone(config))
+    if (status == AZID_OK && !unreadable && !azid_config_grants_anyone(config))
         finding(d, FINDING_WARN, "policy",
                 "%s grants nothing to anyone, and nothing is granted implicitly, so pam_azid "
                 "stores no token at any login (unless its line in /etc/pam.d names resource= "
@@ -422,8 +424,8 @@ int cmd_doctor(int argc, char **argv)
     free(config_arg);
     const struct passwd *pw = getpwuid(getuid());
     const char *user = pw ? pw->pw_name : NULL;
-    azid_status config_status = config_unreadable_by_caller(config_path)
-                                    ? AZID_OK : azid_config_load(config, user, &config_err);
+    bool unreadable = config_unreadable_by_caller(config_path);
+    azid_status config_status = unreadable ? AZID_OK : azid_config_load(config, user, &config_err);
 
     /* A config that does not load leaves the defaults, which still say
      * whether the endpoint answers. */
@@ -440,7 +442,7 @@ int cmd_doctor(int argc, char **argv)
 
     struct doctor d = {0, 0};
     check_machine(&d, client_status == AZID_OK ? client : NULL);
-    check_config(&d, config_status, &config_err, config_path, user, config);
+    check_config(&d, config_status, &config_err, config_path, unreadable, user, config);
     if (getuid() == 0 && config_status == AZID_OK)
         check_levels(&d, config, config_path);
     if (client_status != AZID_OK)
