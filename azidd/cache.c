@@ -58,6 +58,7 @@ struct user_key {
     struct entry *entry;
     int32_t serial;
     int64_t issued_ms; /* last handed out: the module links it just after */
+    bool current;      /* it holds the entry's token as it is now */
 };
 
 /* The broker's keyring per user, linked into its process keyring: the
@@ -384,6 +385,16 @@ static azid_status write_key(struct entry *e, uid_t uid, int32_t *serial, azid_e
 
 azid_status cache_user_key(struct entry *e, uid_t uid, int32_t *serial, azid_error *err)
 {
+    /* A live key that holds the token already is handed out as it is: a
+     * login does not copy the token into the kernel again.  One that
+     * root revoked, invalidated or let expire is written anew. */
+    for (size_t i = 0; i < nukeys; i++)
+        if (ukeys[i].uid == uid && ukeys[i].entry == e && ukeys[i].current &&
+            keyctl(KEYCTL_DESCRIBE, ukeys[i].serial, NULL, 0) >= 0) {
+            ukeys[i].issued_ms = now_ms();
+            *serial = ukeys[i].serial;
+            return AZID_OK;
+        }
     azid_status st = write_key(e, uid, serial, err);
     if (st != AZID_OK)
         return st;
@@ -394,12 +405,13 @@ azid_status cache_user_key(struct entry *e, uid_t uid, int32_t *serial, azid_err
             ukeys[i].entry = e;
             ukeys[i].uid = uid;
             ukeys[i].issued_ms = now_ms();
+            ukeys[i].current = true;
             e->nkeys++;
             return AZID_OK;
         }
     if (array_grow(&ukeys, &ukeys_cap, nukeys + 1, sizeof ukeys[0], 0) < 0)
         return AZID_OK; /* it will only not be refreshed */
-    ukeys[nukeys++] = (struct user_key){uid, e, *serial, now_ms()};
+    ukeys[nukeys++] = (struct user_key){uid, e, *serial, now_ms(), true};
     e->nkeys++;
     return AZID_OK;
 }
@@ -412,7 +424,8 @@ static void update_keys(struct entry *e)
             continue;
         int32_t serial;
         azid_error err;
-        if (write_key(e, ukeys[i].uid, &serial, &err) != AZID_OK)
+        ukeys[i].current = write_key(e, ukeys[i].uid, &serial, &err) == AZID_OK;
+        if (!ukeys[i].current)
             log_msg(LOG_WARNING, "key %d of uid %u not refreshed: %s", ukeys[i].serial,
                     (unsigned)ukeys[i].uid, err.message);
         else

@@ -126,6 +126,21 @@ class BrokerTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("Permission denied", r.stderr)
 
+    def test_a_shared_key_root_revoked_is_made_anew_at_the_next_login(self):
+        self.start()
+        os.makedirs(os.path.join(self.tmp, "pam"))
+        box = self.sandbox()
+        first = box.run(self.pam_args())
+        old = first.keys["azid:token:" + VAULT]["serial"]
+        subprocess.run(["keyctl", "revoke", str(old)], check=True)
+        second = box.run(self.pam_args())
+        self.assertEqual(second.steps.get("open_session"), "PAM_SUCCESS", second)
+        key = second.keys["azid:token:" + VAULT]
+        self.assertNotEqual(key["serial"], old, "the revoked key was handed out again")
+        self.assertEqual(key["value"], self.emu.requests()[0]["access_token"])
+        self.assertEqual(len(self.emu.requests()), 1, "the token came from the cache")
+        self.assertEqual(len(audit_lines(self.broker)), 2)
+
     def test_the_broker_lets_go_of_keys_no_session_holds(self):
         self.start()
         os.makedirs(os.path.join(self.tmp, "pam"))
