@@ -351,6 +351,33 @@ static int32_t ring_of(uid_t uid)
     return ring;
 }
 
+/* The name of the entry's key in a user's keyring; NULL without memory. */
+static char *key_description(const struct entry *e)
+{
+    return e->secret ? azid_key_description_secret(e->vault_host, e->name)
+                     : azid_key_description_token(e->resource);
+}
+
+/* The key is alive (not revoked, invalidated or expired: the search skips
+ * those) and still the one its user's ring holds under its name. */
+static bool key_in_ring(const struct user_key *k)
+{
+    int32_t ring = ring_of(k->uid);
+    char *desc = key_description(k->entry);
+    bool in = ring >= 0 && desc && keyctl_search(ring, "user", desc, 0) == k->serial;
+    free(desc);
+    return in;
+}
+
+/* Key serial holds the token of record keep's entry now: any other record
+ * of it no longer holds what it names. */
+static void key_written(size_t keep, int32_t serial)
+{
+    for (size_t i = 0; i < nukeys; i++)
+        if (i != keep && ukeys[i].serial == serial)
+            ukeys[i].current = false;
+}
+
 /* Writes the entry's token into a user's key: add_key into the user's ring
  * updates the key in place (same serial) and resets its timeout to none,
  * so the permissions and the timeout are set again every time. */
@@ -360,8 +387,7 @@ static azid_status write_key(struct entry *e, uid_t uid, int32_t *serial, azid_e
     if (ring < 0)
         return err_set(err, AZID_ERR_KEYRING, "cannot make the broker's keyring for uid %u: %s",
                        (unsigned)uid, strerror(errno));
-    char *desc = e->secret ? azid_key_description_secret(e->vault_host, e->name)
-                           : azid_key_description_token(e->resource);
+    char *desc = key_description(e);
     if (!desc)
         return err_set(err, AZID_ERR_NOMEM, "out of memory");
     key_serial_t k = add_key("user", desc, e->token, e->token_length, ring);
@@ -385,12 +411,13 @@ static azid_status write_key(struct entry *e, uid_t uid, int32_t *serial, azid_e
 
 azid_status cache_user_key(struct entry *e, uid_t uid, int32_t *serial, azid_error *err)
 {
-    /* A live key that holds the token already is handed out as it is: a
-     * login does not copy the token into the kernel again.  One that
-     * root revoked, invalidated or let expire is written anew. */
+    /* A key that holds the token already is handed out as it is: a login
+     * does not copy the token into the kernel again.  One that root
+     * revoked, invalidated, let expire or took out of the ring is written
+     * anew. */
     for (size_t i = 0; i < nukeys; i++)
         if (ukeys[i].uid == uid && ukeys[i].entry == e && ukeys[i].current &&
-            keyctl(KEYCTL_DESCRIBE, ukeys[i].serial, NULL, 0) >= 0) {
+            key_in_ring(&ukeys[i])) {
             ukeys[i].issued_ms = now_ms();
             *serial = ukeys[i].serial;
             return AZID_OK;
@@ -407,6 +434,7 @@ azid_status cache_user_key(struct entry *e, uid_t uid, int32_t *serial, azid_err
             ukeys[i].issued_ms = now_ms();
             ukeys[i].current = true;
             e->nkeys++;
+            key_written(i, *serial);
             return AZID_OK;
         }
     if (array_grow(&ukeys, &ukeys_cap, nukeys + 1, sizeof ukeys[0], 0) < 0)
@@ -425,11 +453,13 @@ static void update_keys(struct entry *e)
         int32_t serial;
         azid_error err;
         ukeys[i].current = write_key(e, ukeys[i].uid, &serial, &err) == AZID_OK;
-        if (!ukeys[i].current)
+        if (!ukeys[i].current) {
             log_msg(LOG_WARNING, "key %d of uid %u not refreshed: %s", ukeys[i].serial,
                     (unsigned)ukeys[i].uid, err.message);
-        else
-            ukeys[i].serial = serial;
+            continue;
+        }
+        ukeys[i].serial = serial;
+        key_written(i, serial);
     }
 }
 

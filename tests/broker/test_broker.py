@@ -141,6 +141,39 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(len(self.emu.requests()), 1, "the token came from the cache")
         self.assertEqual(len(audit_lines(self.broker)), 2)
 
+    def test_a_key_refreshed_for_another_identity_is_written_again_for_this_one(self):
+        # One user, one resource, two identities: one key name.  Keys live
+        # 10 s here (70 s tokens less the 60 s skew): refreshed after 5 s.
+        self.start(lifetime=70, identities=["client_id=X,object_id=OX,msi_res_id=RX",
+                                            "client_id=Y,object_id=OY,msi_res_id=RY"])
+
+        def serial(reply):
+            return int(re.search(r"^key .* serial=(\d+)", reply, re.M).group(1))
+
+        def fetched(identity):
+            return len([line for line in self.broker.log()
+                        if "new token for %s (identity client_id=%s)" % (VAULT, identity) in line])
+
+        first = serial(self.key_request(extra=" client_id=X"))
+        # X's key goes; Y's login gets a new key of that name, which X's
+        # refresh then writes its own token into, 2.5 s before Y's refresh.
+        subprocess.run(["keyctl", "revoke", str(first)], check=True)
+        time.sleep(2.5)
+        second = serial(self.key_request(extra=" client_id=Y"))
+        self.assertNotEqual(second, first)
+        deadline = time.monotonic() + 20
+        while fetched("X") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual((fetched("X"), fetched("Y")), (2, 1), "X's token refreshed, Y's not yet")
+        third = serial(self.key_request(extra=" client_id=Y"))
+        # Root owns the key: linked into its session, it may read it.
+        value = subprocess.run(["keyctl", "session", "-", "sh", "-c",
+                                "keyctl link %d @s && keyctl pipe %d" % (third, third)],
+                               capture_output=True, text=True, check=True).stdout
+        y_tokens = [e["access_token"] for e in self.emu.requests()
+                    if e["query"].get("client_id") == ["Y"] and e["status"] == 200]
+        self.assertEqual(value, y_tokens[-1], "Y's login got the token of identity X")
+
     def test_the_broker_lets_go_of_keys_no_session_holds(self):
         self.start()
         os.makedirs(os.path.join(self.tmp, "pam"))
