@@ -477,32 +477,33 @@ static int find_serial(const void *key, const void *item)
     return x < y ? -1 : x > y;
 }
 
-/* The usage count of each of the users' keys, from /proc/keys ("serial
- * flags usage ..."), in ukeys order; 0 for a key not listed (gone). */
+struct usage {
+    long *usage;
+    const size_t *order; /* ukeys indexes by serial */
+};
+
+static int count_usage(const struct proc_key *k, void *ctx)
+{
+    struct usage *u = ctx;
+    uint32_t wanted = (uint32_t)k->serial;
+    const size_t *hit = bsearch(&wanted, u->order, nukeys, sizeof u->order[0], find_serial);
+    if (hit)
+        u->usage[*hit] = k->usage;
+    return 0;
+}
+
+/* The usage count of each of the users' keys, from /proc/keys, in ukeys
+ * order; 0 for a key not listed (gone). */
 static void key_usage(long *usage, size_t *order)
 {
     memset(usage, 0, nukeys * sizeof usage[0]);
-    FILE *f = fopen("/proc/keys", "re");
-    if (!f) {
-        for (size_t i = 0; i < nukeys; i++)
-            usage[i] = 2; /* unknown: keep them all */
-        return;
-    }
     for (size_t i = 0; i < nukeys; i++)
         order[i] = i;
     qsort(order, nukeys, sizeof order[0], by_serial);
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long serial;
-        long count;
-        if (sscanf(line, "%lx %*s %ld", &serial, &count) != 2)
-            continue;
-        uint32_t wanted = (uint32_t)serial;
-        const size_t *hit = bsearch(&wanted, order, nukeys, sizeof order[0], find_serial);
-        if (hit)
-            usage[*hit] = count;
-    }
-    fclose(f);
+    struct usage u = {usage, order};
+    if (proc_keys_each(count_usage, &u) < 0)
+        for (size_t i = 0; i < nukeys; i++)
+            usage[i] = 2; /* unknown: keep them all */
 }
 
 /* Lets go of the keys that only the broker's own keyring still holds:

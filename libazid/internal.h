@@ -85,6 +85,22 @@ struct key_desc {
 int key_describe(int32_t key, struct key_desc *d);
 void key_desc_free(struct key_desc *d);
 
+/* One line of /proc/keys ("serial flags usage timeout perm uid gid type
+ * description: summary"), as proc_keys_each gives it. */
+struct proc_key {
+    int32_t serial;
+    char flags[8];   /* "I--Q---": R revoked, D dead, N negative, i invalidated */
+    long usage;
+    char timeout[8]; /* "perm", "expd", "42s", "5m", ... */
+    char type[16];
+    const char *rest; /* the description, ": " and the type's summary */
+};
+/* Calls each with every line of /proc/keys, whole (a description may be
+ * 4095 bytes: a piece of one read as a line could pass for another key's),
+ * until it returns nonzero (then that value is returned; 0 otherwise).
+ * -1 with errno when the file cannot be read. */
+int proc_keys_each(int (*each)(const struct proc_key *k, void *ctx), void *ctx);
+
 /* Keeps the object (program or shared object) holding addr mapped for the
  * rest of the process, whoever unloads it (RTLD_NODELETE).  1 when it is. */
 int keep_loaded(const void *addr);

@@ -244,6 +244,30 @@ void key_desc_free(struct key_desc *d)
     d->heap = NULL;
 }
 
+int proc_keys_each(int (*each)(const struct proc_key *k, void *ctx), void *ctx)
+{
+    FILE *f = fopen("/proc/keys", "re");
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t size = 0;
+    int stop = 0;
+    while (!stop && getline(&line, &size, f) >= 0) {
+        struct proc_key k;
+        unsigned serial;
+        int n = 0;
+        if (sscanf(line, "%x %7s %ld %7s %*s %*s %*s %15s %n", &serial, k.flags, &k.usage,
+                   k.timeout, k.type, &n) != 5 || n == 0)
+            continue;
+        k.serial = (int32_t)serial;
+        k.rest = line + n;
+        stop = each(&k, ctx);
+    }
+    free(line);
+    fclose(f);
+    return stop;
+}
+
 /* The keys a keyring links.  Most link a few: one system call reads them
  * into few; when there are more, the kernel gives the size instead and they
  * are read into more. */
@@ -607,6 +631,15 @@ static long read_wiped(key_serial_t key, char **out)
     return -1;
 }
 
+/* A dead one (invalidated, revoked) can stay listed until the kernel
+ * collects it: reaching for it would make a new one. */
+static int is_live_persistent(const struct proc_key *k, void *wanted)
+{
+    size_t n = strlen(wanted);
+    return k->flags[0] == 'I' && !strpbrk(k->flags, "RDNi") && strcmp(k->type, "keyring") == 0 &&
+           strncmp(k->rest, wanted, n) == 0 && k->rest[n] == ':';
+}
+
 /* The caller's persistent keyring (keyring=persistent: cron, systemd
  * --user), linked into this thread's keyring so that searches reach what
  * it holds; -1 when the caller has none.  Only one that exists is reached:
@@ -616,24 +649,9 @@ static key_serial_t reach_persistent(void)
 {
     char wanted[32];
     snprintf(wanted, sizeof wanted, "_persistent.%u", (unsigned)getuid());
-    FILE *f = fopen("/proc/keys", "re");
-    if (!f)
-        return -1;
-    bool found = false;
-    char *line = NULL;
-    size_t size = 0;
-    while (!found && getline(&line, &size, f) >= 0) {
-        char flags[16], type[16], description[32];
-        /* A dead one (invalidated, revoked) can stay listed until the
-         * kernel collects it: reaching for it would make a new one. */
-        found = sscanf(line, "%*x %15s %*s %*s %*s %*s %*s %15s %31[^:]", flags, type,
-                       description) == 3 &&
-                flags[0] == 'I' && !strpbrk(flags, "RDNi") && strcmp(type, "keyring") == 0 &&
-                strcmp(description, wanted) == 0;
-    }
-    free(line);
-    fclose(f);
-    return found ? keyctl_get_persistent(-1, KEY_SPEC_THREAD_KEYRING) : -1;
+    return proc_keys_each(is_live_persistent, wanted) > 0
+               ? keyctl_get_persistent(-1, KEY_SPEC_THREAD_KEYRING)
+               : -1;
 }
 
 azid_status azid_keyring_read(const char *description, char **payload, size_t *length,
@@ -721,26 +739,24 @@ static long parse_timeout(const char *s)
     return -1;
 }
 
+struct found_keys {
+    struct found_key *keys;
+    size_t n;
+};
+
+static int fill_timeout(const struct proc_key *k, void *ctx)
+{
+    struct found_keys *found = ctx;
+    for (size_t i = 0; i < found->n; i++)
+        if (found->keys[i].serial == k->serial)
+            found->keys[i].seconds_left = parse_timeout(k->timeout);
+    return 0;
+}
+
 static void fill_timeouts(struct found_key *keys, size_t n)
 {
-    FILE *f = fopen("/proc/keys", "re");
-    if (!f)
-        return;
-    /* Whole lines: a description may be 4095 bytes, and a piece of one
-     * read as a line of its own could pass for another key's. */
-    char *line = NULL;
-    size_t size = 0;
-    while (getline(&line, &size, f) >= 0) {
-        unsigned serial;
-        char timeout[16];
-        if (sscanf(line, "%x %*s %*d %15s", &serial, timeout) != 2)
-            continue;
-        for (size_t i = 0; i < n; i++)
-            if (keys[i].serial == (key_serial_t)serial)
-                keys[i].seconds_left = parse_timeout(timeout);
-    }
-    free(line);
-    fclose(f);
+    struct found_keys found = {keys, n};
+    proc_keys_each(fill_timeout, &found);
 }
 
 struct walk {
