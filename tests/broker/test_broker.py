@@ -5,6 +5,7 @@ the real kernel keyring: what callers get on its socket, what pam_azid
 stores through it (real libpam, tests/pam/pamtest.py's sandbox), and what
 the endpoint sees (the emulator's request log).  Root only."""
 
+import ctypes
 import os
 import re
 import signal
@@ -25,6 +26,15 @@ MGMT = "https://management.azure.com/"
 NOBODY = 65534
 # The interpreter an unprivileged uid can run (not one under /root).
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def setUpModule():
+    # The root-owned keys this file makes (the stand-in broker's) go into a
+    # session keyring of its own: make's is shared by every test running at
+    # the same time, and root's user keyring is linked into the sessions of
+    # tests/unit/test_keyring, which store and read keys of these names.
+    if ctypes.CDLL("libkeyutils.so.1").keyctl_join_session_keyring(None) < 0:
+        raise OSError("cannot join a session keyring of this test's own")
 
 
 def as_nobody(code, *args, timeout=30):
@@ -270,9 +280,9 @@ class BrokerTest(unittest.TestCase):
         other = "https://other.example/"
 
         def root_key(description):
-            serial = subprocess.run(["keyctl", "padd", "user", description, "@u"], input="stand-in",
+            serial = subprocess.run(["keyctl", "padd", "user", description, "@s"], input="stand-in",
                                     capture_output=True, text=True, check=True).stdout.strip()
-            self.addCleanup(subprocess.run, ["keyctl", "unlink", serial, "@u"], capture_output=True)
+            self.addCleanup(subprocess.run, ["keyctl", "unlink", serial, "@s"], capture_output=True)
             subprocess.run(["keyctl", "setperm", serial, "0x3f3f0000"], check=True)
             return int(serial)
 
